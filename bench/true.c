@@ -1,0 +1,2 @@
+/* The benchmark payload: a static program that does nothing. */
+int main(void) { return 0; }

@@ -1,0 +1,262 @@
+// hutch — Child (a running container), ExitStatus and Output.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "detail/syscall.hpp"
+#include "error.hpp"
+#include "fd.hpp"
+
+namespace hutch {
+
+/// How a container's command ended. The exit code and the signal are kept apart: exactly one
+/// of `code` and `signal` is set. `oom_killed` says the kernel's OOM killer ended a process
+/// of the container's cgroup (only known when the container has a cgroup with a memory
+/// controller).
+struct ExitStatus {
+  std::optional<int> code;
+  std::optional<int> signal;
+  bool core_dumped = false;
+  bool oom_killed = false;
+
+  bool success() const noexcept { return code && *code == 0; }
+  bool exited() const noexcept { return code.has_value(); }
+  bool signaled() const noexcept { return signal.has_value(); }
+
+  /// The status as waitid(2) reports it in siginfo_t.
+  static ExitStatus from_siginfo(const siginfo_t& info) noexcept {
+    ExitStatus s;
+    if (info.si_code == CLD_EXITED) {
+      s.code = info.si_status;
+    } else {
+      s.signal = info.si_status;
+      s.core_dumped = info.si_code == CLD_DUMPED;
+    }
+    return s;
+  }
+
+  friend bool operator==(const ExitStatus&, const ExitStatus&) = default;
+};
+
+/// What `Container::output()` and `Child::wait_with_output()` collect.
+struct Output {
+  ExitStatus status;
+  std::string std_out;
+  std::string std_err;
+};
+
+namespace detail {
+/// Work that must run when a container is gone (remove its cgroup, unmount its scratch
+/// directory). Set by spawn(); runs exactly once, after the child is reaped.
+using Teardown = std::function<void(ExitStatus&)>;
+}  // namespace detail
+
+/// A running container: a move-only handle on its init process (pid + pidfd) and the host
+/// ends of its pipes.
+///
+/// Destroying a Child that was neither waited for nor `detach()`ed kills it (SIGKILL; with a
+/// pid namespace that ends every process inside) and reaps it. The handle never signals a
+/// process it has already reaped: it signals through the pidfd (pidfd_send_signal(2)).
+class Child {
+ public:
+  Child() = default;
+  Child(Child&& other) noexcept { *this = std::move(other); }
+  Child& operator=(Child&& other) noexcept {
+    if (this != &other) {
+      finish();
+      pid_ = std::exchange(other.pid_, -1);
+      pidfd_ = std::move(other.pidfd_);
+      stdin_ = std::move(other.stdin_);
+      stdout_ = std::move(other.stdout_);
+      stderr_ = std::move(other.stderr_);
+      status_ = std::exchange(other.status_, std::nullopt);
+      teardown_ = std::exchange(other.teardown_, nullptr);
+      detached_ = std::exchange(other.detached_, false);
+    }
+    return *this;
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child() { finish(); }
+
+  /// The host pid of the container's init process (its PID 1 when it has a pid namespace).
+  pid_t pid() const noexcept { return pid_; }
+  /// The pidfd (pidfd_open(2)) of that process, owned by this handle.
+  int pidfd() const noexcept { return pidfd_.get(); }
+
+  /// Host ends of the pipes made for `Stdio::piped()`; empty otherwise. Close `stdin_pipe()`
+  /// (`stdin_pipe().reset()`) to send end-of-file.
+  Fd& stdin_pipe() noexcept { return stdin_; }
+  Fd& stdout_pipe() noexcept { return stdout_; }
+  Fd& stderr_pipe() noexcept { return stderr_; }
+
+  /// Blocks until the container's init process ends, reaps it and tears the container down.
+  /// Later calls return the same status.
+  result<ExitStatus> wait() {
+    if (status_) return *status_;
+    siginfo_t info{};
+    int r = detail::sys::retry(
+        [&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED); });
+    if (r < 0) return last_error(Step::wait, std::to_string(pid_));
+    return reaped(info);
+  }
+
+  /// Reaps the process if it has ended; std::nullopt while it is still running.
+  result<std::optional<ExitStatus>> try_wait() {
+    if (status_) return std::optional<ExitStatus>(*status_);
+    siginfo_t info{};
+    int r = detail::sys::retry([&] {
+      return ::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED | WNOHANG);
+    });
+    if (r < 0) return last_error(Step::wait, std::to_string(pid_));
+    if (info.si_pid == 0) return std::optional<ExitStatus>();
+    return std::optional<ExitStatus>(reaped(info));
+  }
+
+  /// Waits at most `timeout` (poll(2) on the pidfd: no busy loop, no SIGCHLD handler);
+  /// std::nullopt when the process still runs after it.
+  result<std::optional<ExitStatus>> wait_for(std::chrono::nanoseconds timeout) {
+    if (status_) return std::optional<ExitStatus>(*status_);
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+      // Round up so a sub-millisecond remainder still waits instead of spinning.
+      int ms = left.count() <= 0
+                   ? 0
+                   : static_cast<int>(std::min<std::int64_t>(left.count() + 1, INT32_MAX));
+      pollfd p{pidfd_.get(), POLLIN, 0};
+      int r = ::poll(&p, 1, ms);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return last_error(Step::poll, std::to_string(pid_));
+      if (r > 0) return try_wait();
+      if (clock::now() >= deadline) return std::optional<ExitStatus>();
+    }
+  }
+
+  /// Sends `signal` to the container's init process. Once the process has been reaped this
+  /// does nothing and succeeds: the process it would have named is gone.
+  result<void> kill(int signal = SIGKILL) {
+    if (status_ || !pidfd_) return success();
+    if (detail::sys::pidfd_send_signal(pidfd_.get(), signal) < 0 && errno != ESRCH) {
+      return last_error(Step::kill, std::to_string(pid_));
+    }
+    return success();
+  }
+
+  /// Reads stdout and stderr pipes to their end while writing `input` to the stdin pipe,
+  /// then waits. Never deadlocks on a child that fills both pipes.
+  result<Output> wait_with_output(std::string_view input = {}) {
+    Output out;
+    if (stdin_) {
+      int flags = ::fcntl(stdin_.get(), F_GETFL);
+      ::fcntl(stdin_.get(), F_SETFL, flags | O_NONBLOCK);
+      if (input.empty()) stdin_.reset();
+    }
+    char buffer[65536];
+    while (stdout_ || stderr_ || stdin_) {
+      pollfd fds[3] = {
+          {stdout_.get(), POLLIN, 0}, {stderr_.get(), POLLIN, 0}, {stdin_.get(), POLLOUT, 0}};
+      if (::poll(fds, 3, -1) < 0) {
+        if (errno == EINTR) continue;
+        return last_error(Step::read_output);
+      }
+      Fd* sources[2] = {&stdout_, &stderr_};
+      std::string* sinks[2] = {&out.std_out, &out.std_err};
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].revents == 0) continue;
+        ssize_t n = ::read(sources[i]->get(), buffer, sizeof buffer);
+        if (n > 0) {
+          sinks[i]->append(buffer, static_cast<std::size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+          sources[i]->reset();
+        }
+      }
+      if (fds[2].revents != 0) {
+        ssize_t n = ::write(stdin_.get(), input.data(), input.size());
+        if (n > 0) input.remove_prefix(static_cast<std::size_t>(n));
+        // EPIPE: the command stopped reading; that is its business, not an error.
+        if (input.empty() || (n < 0 && errno != EINTR && errno != EAGAIN)) stdin_.reset();
+      }
+    }
+    auto status = wait();
+    if (!status) return status.error();
+    out.status = *status;
+    return out;
+  }
+
+  /// Gives up ownership: the destructor will neither kill nor reap the process and skips the
+  /// teardown (cgroup and scratch directories stay). Returns the pid.
+  pid_t detach() noexcept {
+    detached_ = true;
+    teardown_ = nullptr;
+    return pid_;
+  }
+
+  /// Whether this handle still owns a process that has not been reaped.
+  bool running() const noexcept { return pid_ > 0 && !status_ && !detached_; }
+
+  // Used by Container::spawn().
+  Child(pid_t pid, Fd pidfd, Fd in, Fd out, Fd err, detail::Teardown teardown) noexcept
+      : pid_(pid),
+        pidfd_(std::move(pidfd)),
+        stdin_(std::move(in)),
+        stdout_(std::move(out)),
+        stderr_(std::move(err)),
+        teardown_(std::move(teardown)) {}
+
+ private:
+  ExitStatus reaped(const siginfo_t& info) {
+    ExitStatus status = ExitStatus::from_siginfo(info);
+    if (teardown_) std::exchange(teardown_, nullptr)(status);
+    status_ = status;
+    return status;
+  }
+
+  void finish() noexcept {
+    if (pid_ > 0 && !status_ && !detached_) {
+      (void)kill(SIGKILL);
+      (void)wait();
+    }
+    pid_ = -1;
+  }
+
+  pid_t pid_ = -1;
+  Fd pidfd_;
+  Fd stdin_, stdout_, stderr_;
+  std::optional<ExitStatus> status_;
+  detail::Teardown teardown_;
+  bool detached_ = false;
+};
+
+}  // namespace hutch
+
+template <>
+struct fmt::formatter<hutch::ExitStatus> {
+  constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+  template <class Context>
+  auto format(const hutch::ExitStatus& s, Context& ctx) const {
+    auto out = ctx.out();
+    if (s.code) {
+      out = fmt::format_to(out, "exited with code {}", *s.code);
+    } else if (s.signal) {
+      const char* name = ::sigabbrev_np(*s.signal);
+      out = fmt::format_to(out, "killed by signal {} (SIG{}){}", *s.signal, name ? name : "?",
+                           s.core_dumped ? ", core dumped" : "");
+    }
+    if (s.oom_killed) out = fmt::format_to(out, " (out of memory)");
+    return out;
+  }
+};

@@ -1,0 +1,681 @@
+// hutch — Container: the description of a container, and spawn().
+#pragma once
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "child.hpp"
+#include "detail/child_setup.hpp"
+#include "detail/clone.hpp"
+#include "detail/plan.hpp"
+#include "detail/syscall.hpp"
+#include "error.hpp"
+#include "fd.hpp"
+#include "namespaces.hpp"
+#include "stdio.hpp"
+
+extern char** environ;
+
+namespace hutch {
+
+namespace detail {
+struct SpawnAccess;
+}  // namespace detail
+
+/// The PATH a container gets unless its environment sets one (Docker's default).
+inline constexpr std::string_view default_path =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The description of a container: a command, its environment and identity, the namespaces
+/// that isolate it, its stdio. A copyable value; `spawn()` may be called any number of times.
+///
+/// Defaults are those of a container, not of a subprocess:
+/// - namespaces: `Namespaces::all()` (user, pid, mount, uts, ipc, net, cgroup), rootless;
+/// - environment: only `PATH` (`default_path`) and `HOSTNAME` if a hostname is set; the
+///   host's environment is not passed in unless `env_inherit()` says so;
+/// - descriptors: only stdio and those given with `pass_fd()` reach the command;
+/// - the container is killed when the thread that spawned it exits (PR_SET_PDEATHSIG),
+///   unless `die_with_parent(false)`: spawn from a thread that outlives the container.
+class Container {
+ public:
+  /// The command and its arguments (argv). A name without '/' is searched in the
+  /// container's PATH, as execvp(3) does.
+  Container& command(std::vector<std::string> argv) {
+    argv_ = std::move(argv);
+    return *this;
+  }
+  /// Appends arguments to the command.
+  Container& args(std::initializer_list<std::string_view> more) {
+    for (auto a : more) argv_.emplace_back(a);
+    return *this;
+  }
+  Container& arg(std::string a) {
+    argv_.push_back(std::move(a));
+    return *this;
+  }
+
+  /// Sets one environment variable.
+  Container& env(std::string_view key, std::string_view value) {
+    env_changes_.emplace_back(std::string(key), std::string(value));
+    return *this;
+  }
+  /// Sets variables from "KEY=VALUE" entries.
+  Container& env(std::initializer_list<std::string_view> entries) {
+    for (auto e : entries) {
+      auto eq = e.find('=');
+      if (eq == std::string_view::npos) {
+        env_changes_.emplace_back(std::string(e), std::string());
+      } else {
+        env(e.substr(0, eq), e.substr(eq + 1));
+      }
+    }
+    return *this;
+  }
+  /// Removes one variable (from the defaults or the inherited host environment).
+  Container& env_remove(std::string_view key) {
+    env_changes_.emplace_back(std::string(key), std::nullopt);
+    return *this;
+  }
+  /// Starts from an empty environment: no PATH, no HOSTNAME, only what `env()` adds.
+  Container& env_clear() {
+    env_base_ = EnvBase::empty;
+    env_changes_.clear();
+    return *this;
+  }
+  /// Starts from the host process's environment (like a plain subprocess). Opt-in: a host's
+  /// environment often holds secrets that a container should not see.
+  Container& env_inherit() {
+    env_base_ = EnvBase::host;
+    env_changes_.clear();
+    return *this;
+  }
+
+  /// The working directory the command starts in (inside the container's filesystem).
+  Container& cwd(std::string dir) {
+    cwd_ = std::move(dir);
+    return *this;
+  }
+  /// The hostname inside; needs `Namespace::uts` (it would otherwise rename the host).
+  Container& hostname(std::string name) {
+    hostname_ = std::move(name);
+    return *this;
+  }
+  Container& namespaces(Namespaces set) {
+    namespaces_ = set;
+    return *this;
+  }
+  /// Id maps of the user namespace; see IdMap for the default.
+  Container& uid_map(std::vector<IdMap> map) {
+    uid_map_ = std::move(map);
+    return *this;
+  }
+  Container& gid_map(std::vector<IdMap> map) {
+    gid_map_ = std::move(map);
+    return *this;
+  }
+  /// Clock offsets; needs `Namespace::time`.
+  Container& time_offsets(TimeOffsets offsets) {
+    time_offsets_ = offsets;
+    return *this;
+  }
+  /// The uid, gid and supplementary groups the command runs as (ids inside the container;
+  /// with a user namespace they must be mapped). Default: 0, 0, no change of groups.
+  Container& user(uid_t uid, gid_t gid, std::vector<gid_t> groups = {}) {
+    user_ = User{uid, gid, std::move(groups)};
+    return *this;
+  }
+
+  Container& std_in(Stdio s) {
+    stdio_[0] = std::move(s);
+    return *this;
+  }
+  Container& std_out(Stdio s) {
+    stdio_[1] = std::move(s);
+    return *this;
+  }
+  Container& std_err(Stdio s) {
+    stdio_[2] = std::move(s);
+    return *this;
+  }
+  /// Sets all three streams.
+  Container& stdio(const Stdio& s) {
+    stdio_[0] = stdio_[1] = stdio_[2] = s;
+    return *this;
+  }
+  /// Makes host descriptor `host_fd` appear as `container_fd` (>= 3) inside. The host keeps
+  /// owning `host_fd`; it must stay open until spawn() returns.
+  Container& pass_fd(int host_fd, int container_fd) {
+    passed_fds_.push_back({host_fd, container_fd});
+    return *this;
+  }
+  /// Whether the container is killed (SIGKILL) when the thread that spawned it ends.
+  Container& die_with_parent(bool yes) {
+    die_with_parent_ = yes;
+    return *this;
+  }
+
+  /// Starts the container. Returns when the command has been exec'd inside it, or with the
+  /// reason it could not be, whichever step failed, in the host or in the container.
+  result<Child> spawn() const;
+
+  /// Runs the container to its end and returns its exit status. Stdio as configured.
+  result<ExitStatus> run() const {
+    auto child = spawn();
+    if (!child) return child.error();
+    return child->wait();
+  }
+
+  /// Runs the container to its end with stdout and stderr captured (stdin /dev/null unless
+  /// set otherwise) and returns them with the exit status.
+  result<Output> output() const {
+    Container c = *this;
+    if (c.stdio_[0].kind() == Stdio::Kind::inherit) c.stdio_[0] = Stdio::null();
+    c.stdio_[1] = Stdio::piped();
+    c.stdio_[2] = Stdio::piped();
+    auto child = c.spawn();
+    if (!child) return child.error();
+    return child->wait_with_output();
+  }
+
+  // Read access, for tools built on the library.
+  const std::vector<std::string>& argv() const noexcept { return argv_; }
+  Namespaces namespaces() const noexcept { return namespaces_; }
+  const std::optional<std::string>& hostname() const noexcept { return hostname_; }
+
+ private:
+  enum class EnvBase { defaults, empty, host };
+  struct User {
+    uid_t uid;
+    gid_t gid;
+    std::vector<gid_t> groups;
+  };
+  struct PassedFd {
+    int host;
+    int inside;
+  };
+
+  std::vector<std::string> argv_;
+  EnvBase env_base_ = EnvBase::defaults;
+  std::vector<std::pair<std::string, std::optional<std::string>>> env_changes_;
+  std::optional<std::string> cwd_;
+  std::optional<std::string> hostname_;
+  Namespaces namespaces_ = Namespaces::all();
+  std::vector<IdMap> uid_map_, gid_map_;
+  std::optional<TimeOffsets> time_offsets_;
+  std::optional<User> user_;
+  Stdio stdio_[3] = {Stdio::inherit(), Stdio::inherit(), Stdio::inherit()};
+  std::vector<PassedFd> passed_fds_;
+  bool die_with_parent_ = true;
+
+  friend struct detail::SpawnAccess;
+};
+
+namespace detail {
+
+inline bool valid_hostname(std::string_view name) {
+  // sethostname(2) takes up to HOST_NAME_MAX (64) bytes; we also hold it to RFC 1123 labels
+  // so what the container sees is a name resolvers accept.
+  if (name.empty() || name.size() > 64) return false;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c == '.') {
+      if (label == 0 || name[i - 1] == '-') return false;
+      label = 0;
+      continue;
+    }
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+    if (!ok || (label == 0 && c == '-') || ++label > 63) return false;
+  }
+  return name.back() != '-' && name.back() != '.';
+}
+
+inline bool has_nul(std::string_view s) {
+  return s.find('\0') != std::string_view::npos;
+}
+
+inline std::string format_id_map(const std::vector<IdMap>& map) {
+  std::string out;
+  for (const IdMap& m : map) out += fmt::format("{} {} {}\n", m.inside, m.outside, m.count);
+  return out;
+}
+
+inline result<void> check_id_map(const std::vector<IdMap>& map, std::string_view which) {
+  if (map.size() > 340)
+    return invalid(std::string(which), "at most 340 lines (user_namespaces(7))");
+  for (std::size_t i = 0; i < map.size(); ++i) {
+    const IdMap& a = map[i];
+    if (a.count == 0) return invalid(std::string(which), "a line maps zero ids");
+    for (std::size_t j = 0; j < i; ++j) {
+      const IdMap& b = map[j];
+      if (a.inside < b.inside + b.count && b.inside < a.inside + a.count) {
+        return invalid(std::string(which), "lines overlap inside the container");
+      }
+      if (a.outside < b.outside + b.count && b.outside < a.outside + a.count) {
+        return invalid(std::string(which), "lines overlap on the host");
+      }
+    }
+  }
+  return success();
+}
+
+/// Everything one spawn() owns: the plan, the strings and arrays it points into, the pipes
+/// and the stack. It outlives the child's use of them (until exec or exit).
+struct SpawnState {
+  Plan plan;
+  std::vector<std::string> strings_argv, strings_env, strings_exec;
+  std::vector<const char*> argv, envp, exec_paths;
+  std::string hostname, cwd, timens_offsets;
+  std::vector<gid_t> groups;
+  std::deque<std::string> mount_strings;  // stable addresses for MountStep pointers
+  std::vector<MountStep> mounts;
+  std::vector<FdMove> fd_moves;
+  Fd child_stdio[3];  // the container's ends
+  Fd host_stdio[3];   // the host's ends of pipes
+  Fd report_read, report_write;
+  Fd sync_host, sync_child;
+  bool searched_path = false;
+  std::string search_path;
+
+  const char* keep(std::string s) {
+    mount_strings.push_back(std::move(s));
+    return mount_strings.back().c_str();
+  }
+};
+
+struct SpawnAccess {
+  static result<void> validate(const Container& c) {
+    if (c.argv_.empty() || c.argv_[0].empty()) return invalid("command", "the command is empty");
+    for (const auto& a : c.argv_) {
+      if (has_nul(a)) return invalid(a, "an argument contains a NUL byte");
+    }
+    for (const auto& [key, value] : c.env_changes_) {
+      if (key.empty() || key.find('=') != std::string::npos || has_nul(key)) {
+        return invalid(key, "environment variable names may not be empty or contain '='");
+      }
+      if (value && has_nul(*value)) return invalid(key, "the value contains a NUL byte");
+    }
+    if (c.hostname_) {
+      if (!c.namespaces_.contains(Namespace::uts)) {
+        return invalid(*c.hostname_, "setting a hostname needs Namespace::uts");
+      }
+      if (!valid_hostname(*c.hostname_)) {
+        return invalid(*c.hostname_,
+                       "a hostname is 1-64 characters of letters, digits, '-' and '.'");
+      }
+    }
+    if (c.cwd_ && (c.cwd_->empty() || has_nul(*c.cwd_))) {
+      return invalid(c.cwd_.value_or(""), "the working directory is empty or has a NUL byte");
+    }
+    if ((!c.uid_map_.empty() || !c.gid_map_.empty()) && !c.namespaces_.contains(Namespace::user)) {
+      return invalid("uid_map", "id maps need Namespace::user");
+    }
+    BOOST_OUTCOME_TRYV(check_id_map(c.uid_map_, "uid_map"));
+    BOOST_OUTCOME_TRYV(check_id_map(c.gid_map_, "gid_map"));
+    if (c.time_offsets_ && !c.namespaces_.contains(Namespace::time)) {
+      return invalid("time_offsets", "clock offsets need Namespace::time");
+    }
+    for (std::size_t i = 0; i < c.passed_fds_.size(); ++i) {
+      const auto& p = c.passed_fds_[i];
+      if (p.inside < 3) {
+        return invalid(std::to_string(p.inside), "pass_fd targets 3 and up; use std_in/out/err");
+      }
+      if (p.inside > 1023) return invalid(std::to_string(p.inside), "pass_fd targets below 1024");
+      if (::fcntl(p.host, F_GETFD) < 0) {
+        return make_error(Step::validate, EBADF, std::to_string(p.host), "pass_fd source");
+      }
+      for (std::size_t j = 0; j < i; ++j) {
+        if (c.passed_fds_[j].inside == p.inside) {
+          return invalid(std::to_string(p.inside), "two fds passed to the same number");
+        }
+      }
+    }
+    if (c.passed_fds_.size() > 60) return invalid("pass_fd", "at most 60 passed descriptors");
+    for (const auto& s : c.stdio_) {
+      if (s.kind() == Stdio::Kind::fd && ::fcntl(s.borrowed_fd(), F_GETFD) < 0) {
+        return make_error(Step::validate, EBADF, std::to_string(s.borrowed_fd()),
+                          "Stdio::fd source");
+      }
+    }
+    return success();
+  }
+
+  static void build_env(const Container& c, SpawnState& s) {
+    std::vector<std::string>& env = s.strings_env;
+    switch (c.env_base_) {
+      case Container::EnvBase::defaults:
+        env.push_back(fmt::format("PATH={}", default_path));
+        if (c.hostname_) env.push_back("HOSTNAME=" + *c.hostname_);
+        break;
+      case Container::EnvBase::host:
+        for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+        break;
+      case Container::EnvBase::empty:
+        break;
+    }
+    for (const auto& [key, value] : c.env_changes_) {
+      auto same = [&](const std::string& entry) {
+        return entry.size() > key.size() && entry[key.size()] == '=' &&
+               entry.compare(0, key.size(), key) == 0;
+      };
+      auto it = std::find_if(env.begin(), env.end(), same);
+      if (value) {
+        std::string entry = key + "=" + *value;
+        if (it != env.end()) {
+          *it = std::move(entry);
+        } else {
+          env.push_back(std::move(entry));
+        }
+      } else {
+        env.erase(std::remove_if(env.begin(), env.end(), same), env.end());
+      }
+    }
+    for (auto& e : env) s.envp.push_back(e.c_str());
+    s.envp.push_back(nullptr);
+  }
+
+  static void build_exec(const Container& c, SpawnState& s) {
+    for (const auto& a : c.argv_) s.argv.push_back(a.c_str());
+    s.argv.push_back(nullptr);
+    const std::string& name = c.argv_[0];
+    if (name.find('/') != std::string::npos) {
+      s.strings_exec.push_back(name);
+    } else {
+      // Search the container's own PATH, as execvpe(3) would inside it.
+      std::string_view path = default_path;
+      for (const auto& e : s.strings_env) {
+        if (e.rfind("PATH=", 0) == 0) path = std::string_view(e).substr(5);
+      }
+      s.searched_path = true;
+      s.search_path = std::string(path);
+      while (true) {
+        auto colon = path.find(':');
+        std::string_view dir = path.substr(0, colon);
+        s.strings_exec.push_back(fmt::format("{}/{}", dir.empty() ? "." : dir, name));
+        if (colon == std::string_view::npos) break;
+        path.remove_prefix(colon + 1);
+      }
+    }
+    for (auto& p : s.strings_exec) s.exec_paths.push_back(p.c_str());
+  }
+
+  static result<void> open_stdio(const Container& c, SpawnState& s) {
+    for (int i = 0; i < 3; ++i) {
+      const Stdio& io = c.stdio_[i];
+      switch (io.kind()) {
+        case Stdio::Kind::inherit:
+          continue;
+        case Stdio::Kind::null:
+          s.child_stdio[i].reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+          if (!s.child_stdio[i]) return last_error(Step::open_stdio, "/dev/null");
+          break;
+        case Stdio::Kind::file:
+        case Stdio::Kind::append: {
+          int flags =
+              i == 0 ? O_RDONLY
+                     : O_WRONLY | O_CREAT | (io.kind() == Stdio::Kind::append ? O_APPEND : O_TRUNC);
+          s.child_stdio[i].reset(::open(io.path().c_str(), flags | O_CLOEXEC | O_NOCTTY, 0644));
+          if (!s.child_stdio[i]) return last_error(Step::open_stdio, io.path());
+          break;
+        }
+        case Stdio::Kind::piped: {
+          int fds[2];
+          if (::pipe2(fds, O_CLOEXEC) < 0) return last_error(Step::create_pipe);
+          Fd read_end(fds[0]), write_end(fds[1]);
+          s.child_stdio[i] = i == 0 ? std::move(read_end) : std::move(write_end);
+          s.host_stdio[i] = i == 0 ? std::move(write_end) : std::move(read_end);
+          break;
+        }
+        case Stdio::Kind::fd:
+          s.fd_moves.push_back({io.borrowed_fd(), i});
+          continue;
+      }
+      s.fd_moves.push_back({s.child_stdio[i].get(), i});
+    }
+    return success();
+  }
+
+  static void build_mounts(const Container& c, SpawnState& s) {
+    const bool mount_ns = c.namespaces_.contains(Namespace::mount);
+    if (!mount_ns) return;
+    s.mounts.push_back({.kind = MountStep::Kind::make_private});
+    if (c.namespaces_.contains(Namespace::pid)) {
+      // A new pid namespace with the host's filesystem: a fresh /proc over the host's
+      // (in our own mount namespace), so `ps` and /proc show only the container.
+      s.mounts.push_back({.kind = MountStep::Kind::mount,
+                          .source = "proc",
+                          .target = "/proc",
+                          .fstype = "proc",
+                          .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    }
+  }
+
+  static Error child_error(const SpawnState& s, const ChildReport& report) {
+    const Step step = static_cast<Step>(report.step);
+    const int err = report.error;
+    const auto index = static_cast<std::size_t>(report.index);
+    switch (step) {
+      case Step::exec:
+        if (s.searched_path && (err == ENOENT)) {
+          return make_error(step, err, s.strings_argv.empty() ? "" : s.strings_argv[0],
+                            fmt::format("not found in PATH={}", s.search_path));
+        }
+        return make_error(step, err, index < s.strings_exec.size() ? s.strings_exec[index] : "",
+                          err == EACCES ? "not executable, or a directory on the way is not "
+                                          "searchable"
+                                        : "");
+      case Step::chdir:
+        return make_error(step, err, s.cwd);
+      case Step::set_hostname:
+        return make_error(step, err, s.hostname);
+      case Step::setup_fds:
+        return make_error(step, err, fmt::format("fd {}", report.index));
+      case Step::set_uid:
+      case Step::set_gid:
+        return make_error(step, err,
+                          std::to_string(step == Step::set_uid ? s.plan.uid : s.plan.gid),
+                          err == EINVAL ? "the id is not mapped in the user namespace" : "");
+      case Step::set_groups:
+        return make_error(step, err, "",
+                          err == EPERM ? "supplementary groups need a gid_map written with "
+                                         "privilege (setgroups is denied rootless)"
+                                       : "");
+      default:
+        if (index < s.mounts.size()) {
+          const MountStep& m = s.mounts[index];
+          std::string note;
+          if (m.kind == MountStep::Kind::bind && m.source)
+            note = fmt::format("bind of {}", m.source);
+          else if (m.fstype)
+            note = fmt::format("{} filesystem", m.fstype);
+          return make_error(step, err, m.target ? m.target : "", std::move(note));
+        }
+        return make_error(step, err);
+    }
+  }
+
+  static result<Child> spawn(const Container& c) {
+    BOOST_OUTCOME_TRYV(validate(c));
+    detail::SpawnState s;
+    s.strings_argv = c.argv_;
+    build_env(c, s);
+    build_exec(c, s);
+    BOOST_OUTCOME_TRYV(open_stdio(c, s));
+    for (const auto& p : c.passed_fds_) s.fd_moves.push_back({p.host, p.inside});
+    build_mounts(c, s);
+
+    Plan& plan = s.plan;
+    plan.argv = s.argv.data();
+    plan.envp = s.envp.data();
+    plan.exec_paths = s.exec_paths.data();
+    plan.exec_path_count = s.exec_paths.size();
+    if (c.cwd_) {
+      s.cwd = *c.cwd_;
+      plan.cwd = s.cwd.c_str();
+    }
+    if (c.hostname_) {
+      s.hostname = *c.hostname_;
+      plan.hostname = s.hostname.c_str();
+      plan.hostname_length = s.hostname.size();
+    }
+    const Namespaces ns = c.namespaces_;
+    plan.loopback_up = ns.contains(Namespace::net);
+    plan.die_with_parent = c.die_with_parent_;
+    if (ns.contains(Namespace::time)) {
+      plan.unshare_time = true;
+      if (c.time_offsets_) {
+        const TimeOffsets& t = *c.time_offsets_;
+        s.timens_offsets =
+            fmt::format("monotonic {} {}\nboottime {} {}\n", t.monotonic_seconds,
+                        t.monotonic_nanoseconds, t.boottime_seconds, t.boottime_nanoseconds);
+        plan.timens_offsets = s.timens_offsets.c_str();
+        plan.timens_offsets_length = s.timens_offsets.size();
+      }
+    }
+    plan.mounts = s.mounts.data();
+    plan.mount_count = s.mounts.size();
+    if (c.user_) {
+      plan.set_ids = true;
+      plan.uid = c.user_->uid;
+      plan.gid = c.user_->gid;
+      s.groups = c.user_->groups;
+      plan.set_groups = !s.groups.empty() || ::geteuid() == 0;
+      plan.groups = s.groups.data();
+      plan.group_count = s.groups.size();
+    }
+    plan.fd_moves = s.fd_moves.data();
+    plan.fd_move_count = s.fd_moves.size();
+    for (const auto& m : s.fd_moves) plan.max_target = std::max(plan.max_target, m.target);
+
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) < 0) return last_error(Step::create_pipe);
+    s.report_read.reset(fds[0]);
+    s.report_write.reset(fds[1]);
+    // A socket, not a pipe: the host's send() uses MSG_NOSIGNAL, so a child that died early
+    // cannot raise SIGPIPE in the host.
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0) {
+      return last_error(Step::create_pipe);
+    }
+    s.sync_host.reset(fds[0]);
+    s.sync_child.reset(fds[1]);
+    plan.error_fd = s.report_write.get();
+    plan.sync_read_fd = s.sync_child.get();
+    plan.sync_write_fd = s.sync_host.get();
+
+    Stack stack;
+    if (!stack.allocate()) return last_error(Step::allocate_stack);
+
+    // A change of uid in a child that shares our memory resets the shared mm's dumpable
+    // flag (prctl(2)); note it so the host gets its own back once the child has exec'd.
+    const int dumpable = ::prctl(PR_GET_DUMPABLE);
+
+    int pidfd = -1;
+    bool placed = false;
+    long pid;
+    {
+      BlockAllSignals blocked;
+      pid = start_child(child::main, &plan, ns.clone_flags(), stack, pidfd, -1, placed);
+    }
+    if (pid < 0) return clone_error(c, static_cast<int>(-pid));
+    Fd pidfd_owner(pidfd);
+    s.report_write.reset();
+    s.sync_child.reset();
+
+    auto abandon = [&](Error e) -> result<Child> {
+      sys::pidfd_send_signal(pidfd_owner.get(), SIGKILL);
+      s.sync_host.reset();
+      siginfo_t info{};
+      sys::retry([&] {
+        return ::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_owner.get(), &info, WEXITED);
+      });
+      return e;
+    };
+
+    if (ns.contains(Namespace::user)) {
+      auto maps = write_id_maps(c, static_cast<pid_t>(pid));
+      if (!maps) return abandon(maps.error());
+    }
+    char go = 1;
+    if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
+      return abandon(last_error(Step::release_child));
+    }
+
+    ChildReport report{};
+    ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
+    if (dumpable > 0 && ::prctl(PR_GET_DUMPABLE) != dumpable) {
+      ::prctl(PR_SET_DUMPABLE, dumpable);
+    }
+    if (n < 0) return abandon(last_error(Step::read_child_report));
+    if (n == static_cast<ssize_t>(sizeof report)) return abandon(child_error(s, report));
+    // EOF: the child exec'd (the pipe was close-on-exec) or died; either way it no longer
+    // uses the stack or the plan.
+    return Child(static_cast<pid_t>(pid), std::move(pidfd_owner), std::move(s.host_stdio[0]),
+                 std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), nullptr);
+  }
+
+  static Error clone_error(const Container& c, int err) {
+    const Namespaces ns = c.namespaces_;
+    std::string note;
+    if (err == EPERM && !ns.empty() && !ns.contains(Namespace::user) && ::geteuid() != 0) {
+      note = "creating namespaces needs CAP_SYS_ADMIN; add Namespace::user to run rootless";
+    } else if ((err == EPERM || err == ENOSPC || err == EUSERS) && ns.contains(Namespace::user)) {
+      note =
+          "the kernel refused a user namespace: see user.max_user_namespaces and "
+          "kernel.unprivileged_userns_clone";
+    } else if (err == EINVAL) {
+      note = "the kernel does not support one of the requested namespaces";
+    }
+    return make_error(Step::clone, err, "", std::move(note));
+  }
+
+  static result<void> write_id_maps(const Container& c, pid_t pid) {
+    const bool root = ::geteuid() == 0;
+    std::vector<IdMap> uids = c.uid_map_, gids = c.gid_map_;
+    if (uids.empty()) uids.push_back({0, ::geteuid(), 1});
+    if (gids.empty()) gids.push_back({0, ::getegid(), 1});
+    const std::string base = fmt::format("/proc/{}/", pid);
+    if (!root) {
+      // Without CAP_SETGID a gid_map may only be written once setgroups is denied
+      // (user_namespaces(7)).
+      const std::string path = base + "setgroups";
+      if (!sys::write_file(path.c_str(), "deny", 4) && errno != ENOENT) {
+        return last_error(Step::write_setgroups, path);
+      }
+    }
+    const std::string uid_text = format_id_map(uids), gid_text = format_id_map(gids);
+    const std::string uid_path = base + "uid_map", gid_path = base + "gid_map";
+    const char* privilege_note = root ? ""
+                                      : "mapping ids other than your own needs CAP_SETUID "
+                                        "and CAP_SETGID";
+    if (!sys::write_file(uid_path.c_str(), uid_text.data(), uid_text.size())) {
+      return last_error(Step::write_uid_map, uid_text.substr(0, uid_text.size() - 1),
+                        errno == EPERM ? privilege_note : "");
+    }
+    if (!sys::write_file(gid_path.c_str(), gid_text.data(), gid_text.size())) {
+      return last_error(Step::write_gid_map, gid_text.substr(0, gid_text.size() - 1),
+                        errno == EPERM ? privilege_note : "");
+    }
+    return success();
+  }
+};
+
+}  // namespace detail
+
+inline result<Child> Container::spawn() const {
+  return detail::SpawnAccess::spawn(*this);
+}
+
+}  // namespace hutch

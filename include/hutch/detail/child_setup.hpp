@@ -1,0 +1,461 @@
+// hutch — the child side of spawn(): runs between clone and exec.
+//
+// ============================================================================================
+//  WARNING: everything in this file runs in a child that shares the host's memory (CLONE_VM)
+//  while other host threads keep running. It must be async-signal-safe: no allocation, no
+//  locks, no exceptions, no fmt, no libc call that may write errno or take a lock. Use only
+//  `raw::` system calls and plain memory reads of the Plan the host prepared.
+// ============================================================================================
+#pragma once
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+
+#include <cstdint>
+
+#include "plan.hpp"
+#include "syscall.hpp"
+
+namespace hutch::detail {
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HUTCH_CHILD_CODE __attribute__((no_sanitize("address", "undefined"), noinline))
+#else
+#define HUTCH_CHILD_CODE __attribute__((noinline))
+#endif
+
+namespace child {
+
+/// Report `error` for `step` to the host and end the child. Never returns.
+[[noreturn]] HUTCH_CHILD_CODE inline void fail(const Plan& plan, Step step, long error,
+                                               int index = -1) noexcept {
+  ChildReport report{static_cast<std::int32_t>(step), static_cast<std::int32_t>(-error), index};
+  raw::sys_retry(SYS_write, plan.error_fd, &report, sizeof report);
+  raw::exit(127);
+}
+
+/// Every handler the host installed is replaced by the default disposition: the container's
+/// command must start as a fresh process would, and a host handler must never run on the
+/// child's stack. Ignored signals are reset too (a host that ignores SIGPIPE must not make
+/// `yes | head` in the container run forever).
+HUTCH_CHILD_CODE inline void reset_signal_handlers() noexcept {
+  struct {
+    void* handler;
+    unsigned long flags;
+    void* restorer;
+    std::uint64_t mask;
+  } action{};  // SIG_DFL is a null handler
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    raw::sys(SYS_rt_sigaction, sig, &action, nullptr, sizeof action.mask);
+  }
+}
+
+HUTCH_CHILD_CODE inline long bring_loopback_up() noexcept {
+  long sock = raw::sys(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return sock;
+  struct ifreq request {};
+  request.ifr_name[0] = 'l';
+  request.ifr_name[1] = 'o';
+  long r = raw::sys(SYS_ioctl, sock, SIOCGIFFLAGS, &request);
+  if (r >= 0) {
+    request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
+    r = raw::sys(SYS_ioctl, sock, SIOCSIFFLAGS, &request);
+  }
+  raw::sys(SYS_close, sock);
+  return r;
+}
+
+/// Puts every FdMove source onto its target and leaves nothing else open across exec.
+HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd) noexcept {
+  const int floor = plan.max_target + 1;
+  // Lift the report pipe and every source above all targets, so no dup3 below overwrites a
+  // descriptor that another move still needs.
+  if (error_fd < floor) {
+    long moved = raw::sys(SYS_fcntl, error_fd, F_DUPFD_CLOEXEC, floor);
+    if (moved < 0) fail(plan, Step::setup_fds, moved, error_fd);
+    error_fd = static_cast<int>(moved);
+  }
+  int sources[64];
+  const std::size_t count = plan.fd_move_count < 64 ? plan.fd_move_count : 64;
+  for (std::size_t i = 0; i < count; ++i) {
+    int source = plan.fd_moves[i].source;
+    if (source < floor) {
+      long moved = raw::sys(SYS_fcntl, source, F_DUPFD_CLOEXEC, floor);
+      if (moved < 0) fail(plan, Step::setup_fds, moved, plan.fd_moves[i].target);
+      source = static_cast<int>(moved);
+    }
+    sources[i] = source;
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    long r = raw::sys(SYS_dup3, sources[i], plan.fd_moves[i].target, 0);
+    if (r < 0) fail(plan, Step::setup_fds, r, plan.fd_moves[i].target);
+  }
+  // Close the gaps between targets (stdio 0-2 stay, even when inherited).
+  for (int fd = 3; fd < floor; ++fd) {
+    bool is_target = false;
+    for (std::size_t i = 0; i < count; ++i) is_target |= plan.fd_moves[i].target == fd;
+    if (!is_target) raw::sys(SYS_close, fd);
+  }
+  // Everything above: close-on-exec, so the report pipe still works until exec succeeds.
+  long r = raw::sys(SYS_close_range, floor, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (r < 0) {
+    // Kernels before 5.11: mark each open descriptor, listed from /proc/self/fd.
+    long dir = raw::sys(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) fail(plan, Step::setup_fds, dir);
+    alignas(8) char buffer[4096];
+    for (;;) {
+      long n = raw::sys(SYS_getdents64, dir, buffer, sizeof buffer);
+      if (n <= 0) break;
+      for (long offset = 0; offset < n;) {
+        struct Entry {
+          std::uint64_t ino;
+          std::int64_t off;
+          unsigned short reclen;
+          unsigned char type;
+          char name[1];
+        };
+        auto* entry = reinterpret_cast<Entry*>(buffer + offset);
+        int fd = 0;
+        bool number = entry->name[0] != '\0';
+        for (const char* c = entry->name; *c; ++c) {
+          if (*c < '0' || *c > '9') number = false;
+          fd = fd * 10 + (*c - '0');
+        }
+        if (number && fd >= floor && fd != dir) raw::sys(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+        offset += entry->reclen;
+      }
+    }
+    raw::sys(SYS_close, dir);
+  }
+}
+
+#ifndef RESOLVE_NO_MAGICLINKS
+#define RESOLVE_NO_MAGICLINKS 0x02
+#endif
+#ifndef RESOLVE_IN_ROOT
+#define RESOLVE_IN_ROOT 0x10
+#endif
+
+struct OpenHow {
+  std::uint64_t flags;
+  std::uint64_t mode;
+  std::uint64_t resolve;
+};
+
+/// openat2(2) of `path` (relative) under `root` as if `root` were "/": `..` and absolute
+/// symlinks stay inside it, and /proc magic links are refused.
+HUTCH_CHILD_CODE inline long open_in_root(int root, const char* path,
+                                          std::uint64_t flags) noexcept {
+  OpenHow how{flags | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  return raw::sys(SYS_openat2, root, *path ? path : ".", &how, sizeof how);
+}
+
+/// Opens `target` (absolute inside the root) as an O_PATH descriptor, creating missing
+/// directories on the way and, if asked, the last component as a directory or empty file.
+HUTCH_CHILD_CODE inline long resolve_target(int root, const MountStep& step) noexcept {
+  const char* path = step.target;
+  while (*path == '/') ++path;
+  long fd = open_in_root(root, path, O_PATH);
+  if (fd != -ENOENT || !step.create) return fd;
+  char buffer[4096];
+  std::size_t length = raw::length(path);
+  if (length >= sizeof buffer) return -ENAMETOOLONG;
+  for (std::size_t i = 0; i <= length; ++i) buffer[i] = path[i];
+  // Create each missing component in turn, resolving its parent inside the root every time.
+  for (std::size_t end = 0; end <= length; ++end) {
+    if (end != length && buffer[end] != '/') continue;
+    if (end == 0 || buffer[end - 1] == '/') continue;
+    char saved = buffer[end];
+    buffer[end] = '\0';
+    long existing = open_in_root(root, buffer, O_PATH);
+    if (existing >= 0) {
+      raw::sys(SYS_close, existing);
+    } else if (existing == -ENOENT) {
+      std::size_t slash = end;
+      while (slash > 0 && buffer[slash - 1] != '/') --slash;
+      const char* name = buffer + slash;
+      long parent;
+      if (slash == 0) {
+        parent = open_in_root(root, "", O_PATH | O_DIRECTORY);
+      } else {
+        buffer[slash - 1] = '\0';
+        parent = open_in_root(root, buffer, O_PATH | O_DIRECTORY);
+        buffer[slash - 1] = '/';
+      }
+      if (parent < 0) return parent;
+      long r;
+      if (end == length && step.create_file) {
+        r = raw::sys(SYS_openat, parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+                     0644);
+        if (r >= 0) raw::sys(SYS_close, r);
+      } else {
+        r = raw::sys(SYS_mkdirat, parent, name, end == length ? step.mode : 0755);
+      }
+      raw::sys(SYS_close, parent);
+      if (r < 0 && r != -EEXIST) return r;
+    } else {
+      return existing;
+    }
+    buffer[end] = saved;
+  }
+  return open_in_root(root, path, O_PATH);
+}
+
+/// "/proc/self/fd/<fd>": mount(2) follows this magic link to exactly the resolved file.
+HUTCH_CHILD_CODE inline const char* fd_path(char (&buffer)[32], long fd) noexcept {
+  const char prefix[] = "/proc/self/fd/";
+  std::size_t n = 0;
+  for (; prefix[n]; ++n) buffer[n] = prefix[n];
+  char digits[16];
+  std::size_t count = 0;
+  do digits[count++] = static_cast<char>('0' + fd % 10);
+  while ((fd /= 10) > 0);
+  while (count > 0) buffer[n++] = digits[--count];
+  buffer[n] = '\0';
+  return buffer;
+}
+
+/// The mount flags that a remount must keep: in a user namespace, flags inherited from a
+/// more privileged mount are locked and dropping them fails with EPERM.
+HUTCH_CHILD_CODE inline unsigned long locked_flags(const char* path) noexcept {
+  struct statfs info {};
+  if (raw::sys(SYS_statfs, path, &info) < 0) return 0;
+  const unsigned long flags = static_cast<unsigned long>(info.f_flags);
+  unsigned long out = 0;
+  if (flags & ST_NOSUID) out |= MS_NOSUID;
+  if (flags & ST_NODEV) out |= MS_NODEV;
+  if (flags & ST_NOEXEC) out |= MS_NOEXEC;
+  if (flags & ST_NOATIME) out |= MS_NOATIME;
+  if (flags & ST_NODIRATIME) out |= MS_NODIRATIME;
+  if (flags & ST_RELATIME) out |= MS_RELATIME;
+  return out;
+}
+
+/// The step an error in a MountStep is reported as.
+constexpr Step step_of(const MountStep& step) noexcept {
+  switch (step.kind) {
+    case MountStep::Kind::make_private:
+      return Step::make_mounts_private;
+    case MountStep::Kind::mkdir:
+      return Step::make_directory;
+    case MountStep::Kind::remount:
+      return Step::remount_read_only;
+    case MountStep::Kind::mask:
+      return Step::mask_path;
+    case MountStep::Kind::symlink:
+      return Step::make_symlink;
+    case MountStep::Kind::pivot_root:
+      return Step::pivot_root;
+    case MountStep::Kind::chroot:
+      return Step::chroot;
+    case MountStep::Kind::mount:
+    case MountStep::Kind::bind:
+      return Step::mount;
+  }
+  return Step::mount;
+}
+
+HUTCH_CHILD_CODE inline long run_step(const MountStep& step, int& root) noexcept {
+  using Kind = MountStep::Kind;
+  if (step.kind == Kind::make_private) {
+    return raw::sys(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
+  }
+  // Resolve the target: a host path, or a path inside the new root (opened once, after
+  // the steps that build the root itself have run).
+  long fd = -1;
+  char fd_buffer[32];
+  const char* target = step.target;
+  if (step.in_root) {
+    if (step.kind == Kind::symlink) {
+      // Create the link in its resolved parent directory.
+      const char* path = step.target;
+      while (*path == '/') ++path;
+      const char* name = path;
+      for (const char* c = path; *c; ++c)
+        if (*c == '/') name = c + 1;
+      char parent_path[4096];
+      std::size_t n = static_cast<std::size_t>(name - path);
+      if (n >= sizeof parent_path) return -ENAMETOOLONG;
+      for (std::size_t i = 0; i < n; ++i) parent_path[i] = path[i];
+      parent_path[n] = '\0';
+      long parent = open_in_root(root, parent_path, O_PATH | O_DIRECTORY);
+      if (parent < 0) return parent;
+      long r = raw::sys(SYS_symlinkat, step.source, parent, name);
+      raw::sys(SYS_close, parent);
+      return r == -EEXIST && step.optional ? 0 : r;
+    }
+    fd = resolve_target(root, step);
+    if (fd == -ENOENT && step.optional) return 0;
+    if (fd < 0) return fd;
+    target = fd_path(fd_buffer, fd);
+  } else if (step.kind == Kind::mkdir) {
+    long r = raw::sys(SYS_mkdirat, AT_FDCWD, step.target, step.mode);
+    return r == -EEXIST ? 0 : r;
+  }
+
+  long r = 0;
+  switch (step.kind) {
+    case Kind::mkdir:  // in_root: resolve_target created it
+      break;
+    case Kind::mount:
+      r = raw::sys(SYS_mount, step.source, target, step.fstype, step.flags, step.data);
+      break;
+    case Kind::bind:
+      r = raw::sys(SYS_mount, step.source, target, nullptr, MS_BIND | (step.flags & MS_REC),
+                   nullptr);
+      if (r == 0 && (step.flags & MS_RDONLY)) {
+        r = raw::sys(SYS_mount, nullptr, target, nullptr,
+                     MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(target), nullptr);
+      }
+      break;
+    case Kind::remount:
+      r = raw::sys(SYS_mount, nullptr, target, nullptr,
+                   MS_REMOUNT | MS_BIND | step.flags | locked_flags(target), nullptr);
+      break;
+    case Kind::mask: {
+      struct stat info {};
+      r = raw::sys(SYS_fstat, fd, &info);
+      if (r < 0) break;
+      if (S_ISDIR(info.st_mode)) {
+        r = raw::sys(SYS_mount, "tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+                     "size=0,mode=0555");
+      } else {
+        r = raw::sys(SYS_mount, "/dev/null", target, nullptr, MS_BIND, nullptr);
+      }
+      break;
+    }
+    case Kind::pivot_root:
+      // pivot_root(".", ".") stacks the old root on top of the new one; detaching it then
+      // leaves no path to the host's filesystem (the trick from pivot_root(2)'s notes).
+      r = raw::sys(SYS_fchdir, fd);
+      if (r == 0) r = raw::sys(SYS_pivot_root, ".", ".");
+      if (r == 0) r = raw::sys(SYS_umount2, ".", MNT_DETACH);
+      if (r == 0) r = raw::sys(SYS_chdir, "/");
+      break;
+    case Kind::chroot:
+      r = raw::sys(SYS_fchdir, fd);
+      if (r == 0) r = raw::sys(SYS_chroot, ".");
+      if (r == 0) r = raw::sys(SYS_chdir, "/");
+      break;
+    case Kind::make_private:
+    case Kind::symlink:
+      break;
+  }
+  if (fd >= 0) raw::sys(SYS_close, fd);
+  return r;
+}
+
+/// Runs the filesystem steps in order (they need a mount namespace).
+HUTCH_CHILD_CODE inline void run_mount_steps(const Plan& plan) noexcept {
+  int root = -1;
+  for (std::size_t i = 0; i < plan.mount_count; ++i) {
+    const MountStep& step = plan.mounts[i];
+    if (step.in_root && root < 0) {
+      long fd = raw::sys(SYS_openat, AT_FDCWD, plan.new_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) fail(plan, Step::prepare_rootfs, fd, static_cast<int>(i));
+      root = static_cast<int>(fd);
+    }
+    long r = run_step(step, root);
+    if (r < 0) fail(plan, step_of(step), r, static_cast<int>(i));
+  }
+  if (root >= 0) raw::sys(SYS_close, root);
+}
+
+HUTCH_CHILD_CODE inline void set_identity(const Plan& plan) noexcept {
+  if (plan.set_groups) {
+    long r = raw::sys(SYS_setgroups, plan.group_count, plan.groups);
+    if (r < 0) fail(plan, Step::set_groups, r);
+  }
+  long r = raw::sys(SYS_setresgid, plan.gid, plan.gid, plan.gid);
+  if (r < 0) fail(plan, Step::set_gid, r);
+  r = raw::sys(SYS_setresuid, plan.uid, plan.uid, plan.uid);
+  if (r < 0) fail(plan, Step::set_uid, r);
+  // A change of credentials clears the parent-death signal (prctl(2)); set it again.
+  if (plan.die_with_parent) raw::sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+}
+
+HUTCH_CHILD_CODE [[noreturn]] inline void exec(const Plan& plan) noexcept {
+  // Unblock everything the host blocked around clone: the command starts with an empty mask.
+  std::uint64_t empty_mask = 0;
+  raw::sys(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, sizeof empty_mask);
+  // execvpe(3) rules: ENOENT/ENOTDIR move on to the next PATH entry; EACCES is remembered
+  // and reported if nothing else runs; any other error stops the search.
+  long saved = -ENOENT;
+  int saved_index = 0;
+  for (std::size_t i = 0; i < plan.exec_path_count; ++i) {
+    long r = raw::sys(SYS_execve, plan.exec_paths[i], plan.argv, plan.envp);
+    if (r == -ENOENT || r == -ENOTDIR) continue;
+    if (r == -EACCES) {
+      if (saved != -EACCES) saved_index = static_cast<int>(i);
+      saved = r;
+      continue;
+    }
+    fail(plan, Step::exec, r, static_cast<int>(i));
+  }
+  fail(plan, Step::exec, saved, saved_index);
+}
+
+/// The child's entry point: the whole setup, in order. Never returns.
+HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
+  const Plan& plan = *static_cast<const Plan*>(argument);
+  if (plan.die_with_parent) {
+    long r = raw::sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (r < 0) fail(plan, Step::set_parent_death_signal, r);
+  }
+  // Wait for the host to write our id maps. EOF means the host died (or gave up) before
+  // releasing us: the parent-death signal above may have come too late to fire, so leave.
+  raw::sys(SYS_close, plan.sync_write_fd);
+  char go = 0;
+  if (raw::sys_retry(SYS_read, plan.sync_read_fd, &go, 1) != 1) raw::exit(127);
+  raw::sys(SYS_close, plan.sync_read_fd);
+
+  reset_signal_handlers();
+
+  if (plan.unshare_time) {
+    long r = raw::sys(SYS_unshare, CLONE_NEWTIME);
+    if (r < 0) fail(plan, Step::unshare_time, r);
+    if (plan.timens_offsets_length > 0) {
+      long fd = raw::sys(SYS_openat, AT_FDCWD, "/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+      if (fd < 0) fail(plan, Step::write_timens_offsets, fd);
+      r = raw::sys_retry(SYS_write, fd, plan.timens_offsets, plan.timens_offsets_length);
+      raw::sys(SYS_close, fd);
+      if (r < 0) fail(plan, Step::write_timens_offsets, r);
+    }
+  }
+  if (plan.hostname) {
+    long r = raw::sys(SYS_sethostname, plan.hostname, plan.hostname_length);
+    if (r < 0) fail(plan, Step::set_hostname, r);
+  }
+  if (plan.loopback_up) {
+    long r = bring_loopback_up();
+    if (r < 0) fail(plan, Step::set_loopback_up, r);
+  }
+
+  run_mount_steps(plan);
+
+  int error_fd = plan.error_fd;
+  setup_fds(plan, error_fd);
+  Plan patched = plan;  // the report pipe may have moved
+  patched.error_fd = error_fd;
+
+  if (patched.set_ids) set_identity(patched);
+  if (patched.cwd) {
+    long r = raw::sys(SYS_chdir, patched.cwd);
+    if (r < 0) fail(patched, Step::chdir, r);
+  }
+  exec(patched);
+}
+
+}  // namespace child
+}  // namespace hutch::detail

@@ -1,0 +1,142 @@
+// hutch — starting the child: clone3(2) on a separate stack, sharing the host's memory.
+#pragma once
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+
+#include "syscall.hpp"
+
+namespace hutch::detail {
+
+/// struct clone_args of clone3(2), as of Linux 5.7 (with `cgroup`).
+struct CloneArgs {
+  std::uint64_t flags;
+  std::uint64_t pidfd;
+  std::uint64_t child_tid;
+  std::uint64_t parent_tid;
+  std::uint64_t exit_signal;
+  std::uint64_t stack;
+  std::uint64_t stack_size;
+  std::uint64_t tls;
+  std::uint64_t set_tid;
+  std::uint64_t set_tid_size;
+  std::uint64_t cgroup;
+};
+
+/// Tests set this to exercise the clone(2) fallback that old kernels take.
+inline bool force_clone_fallback = false;
+
+/// The child's stack: an anonymous mapping with a guard page below it. The child uses it
+/// until it execs; the host unmaps it only after that (or after the child is gone).
+class Stack {
+ public:
+  static constexpr std::size_t size = 128 * 1024;
+
+  Stack() = default;
+  Stack(Stack&& other) noexcept : base_(std::exchange(other.base_, nullptr)) {}
+  Stack& operator=(Stack&&) = delete;
+  ~Stack() {
+    if (base_) ::munmap(base_, size + guard());
+  }
+  /// Maps the stack; false with errno set on failure.
+  bool allocate() noexcept {
+    void* p = ::mmap(nullptr, size + guard(), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return false;
+    base_ = p;
+    if (::mprotect(base_, guard(), PROT_NONE) != 0) return false;
+    return true;
+  }
+  char* low() const noexcept { return static_cast<char*>(base_) + guard(); }
+  char* top() const noexcept { return low() + size; }
+
+ private:
+  static std::size_t guard() noexcept { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
+  void* base_ = nullptr;
+};
+
+using ChildMain = int (*)(void*);
+
+#if defined(__x86_64__)
+/// clone3 that runs `fn(arg)` on the new stack in the child and exits with its result. libc
+/// exports no clone3 with a callback, and after the syscall the child runs on a stack with no
+/// caller frame, so this part must be assembly: it may not touch the parent's stack frame.
+inline long clone3_call(CloneArgs* args, ChildMain fn, void* arg) noexcept {
+  long ret;
+  register ChildMain r12 __asm__("r12") = fn;
+  register void* r13 __asm__("r13") = arg;
+  __asm__ volatile(
+      "syscall\n\t"
+      "testq %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      "xorl %%ebp, %%ebp\n\t"
+      "movq %%r13, %%rdi\n\t"
+      "callq *%%r12\n\t"
+      "movl %%eax, %%edi\n\t"
+      "movl $231, %%eax\n\t"  // exit_group
+      "syscall\n\t"
+      "hlt\n"
+      "1:\n\t"
+      : "=a"(ret)
+      : "a"(static_cast<long>(SYS_clone3)), "D"(args), "S"(sizeof(CloneArgs)), "r"(r12), "r"(r13)
+      : "rcx", "r11", "memory", "cc");
+  return ret;
+}
+#endif
+
+/// Starts `fn(arg)` in a new process that shares this process's memory (CLONE_VM, like
+/// posix_spawn: no page-table copy, so the cost does not grow with the host's size) and runs
+/// on `stack`. `flags` adds namespace flags. Returns the pid, or -errno. On success `pidfd`
+/// holds a pidfd for the child. With `cgroup_fd` >= 0, clone3 places the child into that
+/// cgroup v2 directory atomically (CLONE_INTO_CGROUP) and `placed` says so; the clone(2)
+/// fallback for kernels without clone3 cannot, and leaves `placed` false.
+inline long start_child(ChildMain fn, void* arg, std::uint64_t flags, const Stack& stack,
+                        int& pidfd, int cgroup_fd, bool& placed) noexcept {
+  pidfd = -1;
+  placed = false;
+  flags |= CLONE_VM | CLONE_PIDFD;
+#if defined(__x86_64__)
+  if (!force_clone_fallback) {
+    CloneArgs args{};
+    args.flags = flags | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+    args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    args.stack = reinterpret_cast<std::uint64_t>(stack.low());
+    args.stack_size = Stack::size;
+    args.cgroup = cgroup_fd >= 0 ? static_cast<std::uint64_t>(cgroup_fd) : 0;
+    long r = clone3_call(&args, fn, arg);
+    if (r != -ENOSYS) {
+      placed = r > 0 && cgroup_fd >= 0;
+      return r;
+    }
+  }
+#endif
+  int r = ::clone(fn, stack.top(), static_cast<int>(flags) | SIGCHLD, arg, &pidfd);
+  return r < 0 ? -errno : r;
+}
+
+/// Blocks every signal in the calling thread for its lifetime: the child starts with all
+/// signals blocked, so no host handler can run on the child's stack before it resets them.
+class BlockAllSignals {
+ public:
+  BlockAllSignals() noexcept {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved_);
+  }
+  ~BlockAllSignals() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  BlockAllSignals(const BlockAllSignals&) = delete;
+  BlockAllSignals& operator=(const BlockAllSignals&) = delete;
+
+ private:
+  sigset_t saved_;
+};
+
+}  // namespace hutch::detail

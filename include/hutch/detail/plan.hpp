@@ -1,0 +1,98 @@
+// hutch — the plan: everything the child needs between clone and exec, prepared by the
+// host as plain arrays so the child only reads memory and makes system calls.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../error.hpp"
+
+namespace hutch::detail {
+
+/// Duplicate host descriptor `source` onto `target` inside the container.
+struct FdMove {
+  int source;
+  int target;
+};
+
+/// One filesystem step of the container's setup, run in order inside the child's mount
+/// namespace. Paths are absolute; `target` is where the step acts (inside the new root once
+/// `root` is set up). Built by RootFs (rootfs.hpp).
+struct MountStep {
+  enum class Kind : std::uint8_t {
+    make_private,  // mount(NULL, "/", MS_REC|MS_PRIVATE): no propagation to or from the host
+    mkdir,         // create directory `target` (mode `mode`)
+    mount,         // mount(source, target, fstype, flags, data)
+    bind,          // bind `source` (a host path) onto `target`, recursively if MS_REC
+    remount,       // remount the mount at `target` with `flags`, keeping its locked flags
+    mask,          // hide `target`: /dev/null over a file, an empty read-only tmpfs over a dir
+    symlink,       // symlink(source, target)
+    pivot_root,    // pivot_root into `target` and detach the old root
+    chroot,        // chroot into `target` (explicit fallback, e.g. on an initramfs root)
+  };
+  Kind kind = Kind::mount;
+  /// Resolve `target` inside the new root (openat2 RESOLVE_IN_ROOT): a symlink in the
+  /// snapshot can never send the step to a host path. Otherwise `target` is a host path.
+  bool in_root = false;
+  bool optional = false;     // skip silently when the target does not exist
+  bool create = false;       // create a missing target (and its parents)
+  bool create_file = false;  // ... as an empty file rather than a directory
+  const char* source = nullptr;
+  const char* target = nullptr;
+  const char* fstype = nullptr;
+  const char* data = nullptr;
+  unsigned long flags = 0;
+  unsigned mode = 0755;
+};
+
+/// What the child reports on failure: one record, written in one write(2).
+struct ChildReport {
+  std::int32_t step;
+  std::int32_t error;  // errno
+  std::int32_t index;  // which exec path, mount step or fd; -1 if none
+};
+
+struct Plan {
+  // exec
+  const char* const* argv = nullptr;
+  const char* const* envp = nullptr;
+  const char* const* exec_paths = nullptr;  // candidates from PATH, tried in order
+  std::size_t exec_path_count = 0;
+
+  // process
+  const char* cwd = nullptr;
+  const char* hostname = nullptr;
+  std::size_t hostname_length = 0;
+  bool loopback_up = false;
+  bool die_with_parent = true;
+
+  // time namespace
+  bool unshare_time = false;
+  const char* timens_offsets = nullptr;
+  std::size_t timens_offsets_length = 0;
+
+  // filesystem
+  const MountStep* mounts = nullptr;
+  std::size_t mount_count = 0;
+  const char* new_root = nullptr;  // host path of the assembled root; in_root steps use it
+
+  // identity
+  bool set_ids = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool set_groups = false;
+  const gid_t* groups = nullptr;
+  std::size_t group_count = 0;
+
+  // descriptors
+  const FdMove* fd_moves = nullptr;
+  std::size_t fd_move_count = 0;
+  int max_target = 2;
+  int error_fd = -1;       // write end of the close-on-exec report pipe
+  int sync_read_fd = -1;   // the host writes one byte when the child may go on
+  int sync_write_fd = -1;  // the child's copy of the host end, closed first thing
+};
+
+}  // namespace hutch::detail

@@ -1,0 +1,428 @@
+// Container::spawn() and Child: what the contained process sees, and what is left after.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace hutch_test;
+using hutch::Container;
+using hutch::Namespace;
+using hutch::Namespaces;
+using hutch::Stdio;
+
+namespace {
+
+const Namespace all_kinds[] = {Namespace::user, Namespace::pid, Namespace::mount, Namespace::uts,
+                               Namespace::ipc,  Namespace::net, Namespace::cgroup};
+
+// --- namespaces ---------------------------------------------------------------------------
+
+TEST(Namespaces, EachRequestedNamespaceIsNewAndTheOthersAreTheHosts) {
+  LeakCheck leaks;
+  for (Namespace requested : all_kinds) {
+    Namespaces set = Namespaces::none().with(requested);
+    if (!is_root()) set = set.with(Namespace::user);
+    auto seen = parse(run_ok(probe_container({"ns"}).namespaces(set)));
+    for (Namespace kind : all_kinds) {
+      std::string name(hutch::proc_name(kind));
+      if (set.contains(kind)) {
+        EXPECT_NE(seen[name], host_ns(name))
+            << name << " should be new when asking for " << hutch::proc_name(requested);
+      } else {
+        EXPECT_EQ(seen[name], host_ns(name))
+            << name << " should be the host's when asking for " << hutch::proc_name(requested);
+      }
+    }
+  }
+}
+
+TEST(Namespaces, AllIsNewForEveryKind) {
+  LeakCheck leaks;
+  auto seen = parse(run_ok(probe_container({"ns"})));
+  for (Namespace kind : all_kinds) {
+    std::string name(hutch::proc_name(kind));
+    EXPECT_NE(seen[name], host_ns(name)) << name;
+  }
+  EXPECT_EQ(seen["time"], host_ns("time")) << "time is opt-in";
+}
+
+TEST(Namespaces, TimeNamespaceAppliesOffsets) {
+  LeakCheck leaks;
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  auto seen = parse(run_ok(probe_container({"monotonic"})
+                               .namespaces(Namespaces::all().with(Namespace::time))
+                               .time_offsets({.monotonic_seconds = 86400 * 365})));
+  long inside = std::stol(seen["monotonic"]);
+  EXPECT_GE(inside, now.tv_sec + 86400 * 365);
+  EXPECT_LT(inside, now.tv_sec + 86400 * 365 + 60);
+  auto ns =
+      parse(run_ok(probe_container({"ns"}).namespaces(Namespaces::all().with(Namespace::time))));
+  EXPECT_NE(ns["time"], host_ns("time"));
+}
+
+TEST(Namespaces, PidNamespaceMakesTheCommandPid1AndHidesTheHost) {
+  LeakCheck leaks;
+  auto seen = parse(run_ok(probe_container({"pid"})));
+  EXPECT_EQ(seen["pid"], "1");
+  EXPECT_EQ(seen["ppid"], "0");
+  auto procs = lines(run_ok(probe_container({"procs"})));
+  EXPECT_EQ(procs, std::vector<std::string>{"1"});
+}
+
+TEST(Namespaces, HostnameIsTheConfiguredOne) {
+  LeakCheck leaks;
+  char before[256] = {};
+  gethostname(before, sizeof before - 1);
+  EXPECT_EQ(run_ok(probe_container({"hostname"}).hostname("box-1.test")), "box-1.test\n");
+  char after[256] = {};
+  gethostname(after, sizeof after - 1);
+  EXPECT_STREQ(before, after);
+}
+
+TEST(Namespaces, DefaultIdMapMakesTheCallerRootInside) {
+  LeakCheck leaks;
+  auto ids = parse(run_ok(probe_container({"ids"})));
+  EXPECT_EQ(ids["uid"], "0");
+  EXPECT_EQ(ids["gid"], "0");
+  auto map = run_ok(probe_container({"cat", "/proc/self/uid_map"}));
+  std::istringstream in(map);
+  unsigned inside = 9, outside = 9, count = 9;
+  in >> inside >> outside >> count;
+  EXPECT_EQ(inside, 0u);
+  EXPECT_EQ(outside, ::geteuid());
+  EXPECT_EQ(count, 1u);
+}
+
+TEST(Namespaces, ConfiguredIdRangeIsWhatTheContainerSees) {
+  HUTCH_REQUIRE_ROOT();
+  LeakCheck leaks;
+  auto c = probe_container({"cat", "/proc/self/uid_map"})
+               .uid_map({{0, 100000, 65536}})
+               .gid_map({{0, 100000, 65536}});
+  auto map = run_ok(c);
+  std::istringstream in(map);
+  unsigned inside = 9, outside = 9, count = 9;
+  in >> inside >> outside >> count;
+  EXPECT_EQ(inside, 0u);
+  EXPECT_EQ(outside, 100000u);
+  EXPECT_EQ(count, 65536u);
+  // A user inside the range.
+  auto ids = parse(run_ok(probe_container({"ids"})
+                              .uid_map({{0, 100000, 65536}})
+                              .gid_map({{0, 100000, 65536}})
+                              .user(1000, 1000, {1000, 2000})));
+  EXPECT_EQ(ids["uid"], "1000");
+  EXPECT_EQ(ids["gid"], "1000");
+  EXPECT_EQ(ids["groups"], "1000 2000");
+}
+
+TEST(Namespaces, LoopbackIsUpInANewNetworkNamespace) {
+  LeakCheck leaks;
+  auto out = run_ok(probe_container({"lo"}));
+  EXPECT_NE(out.find("lo up"), std::string::npos) << out;
+}
+
+TEST(Namespaces, RootlessCallerBecomesRootInside) {
+  HUTCH_REQUIRE_ROOTLESS();
+  LeakCheck leaks;
+  auto map = run_ok(probe_container({"cat", "/proc/self/uid_map"}));
+  EXPECT_EQ(map.substr(0, map.find('\n')).find(std::to_string(::geteuid())) != std::string::npos,
+            true)
+      << map;
+  auto ids = parse(run_ok(probe_container({"ids"})));
+  EXPECT_EQ(ids["uid"], "0");
+}
+
+TEST(Namespaces, RootlessWithoutUserNamespaceIsRefusedWithAHint) {
+  HUTCH_REQUIRE_ROOTLESS();
+  LeakCheck leaks;
+  auto r = probe_container({"pid"}).namespaces(Namespaces::of({Namespace::net})).spawn();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().step, hutch::Step::clone);
+  EXPECT_EQ(r.error().errno_value(), EPERM);
+  EXPECT_NE(r.error().message().find("Namespace::user"), std::string::npos) << r.error().message();
+}
+
+TEST(Namespaces, RootlessCannotMapOtherIds) {
+  HUTCH_REQUIRE_ROOTLESS();
+  LeakCheck leaks;
+  auto r = probe_container({"pid"}).uid_map({{0, 0, 1}}).spawn();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().step, hutch::Step::write_uid_map);
+  EXPECT_NE(r.error().message().find("CAP_SETUID"), std::string::npos) << r.error().message();
+}
+
+// --- process setup -------------------------------------------------------------------------
+
+TEST(Spawn, EnvironmentIsMinimalByDefault) {
+  LeakCheck leaks;
+  ::setenv("HUTCH_TEST_SECRET", "x", 1);
+  auto env = lines(run_ok(probe_container({"env"}).hostname("h")));
+  EXPECT_EQ(env, (std::vector<std::string>{std::string("PATH=") + std::string(hutch::default_path),
+                                           "HOSTNAME=h"}));
+}
+
+TEST(Spawn, EnvironmentChangesApplyInOrder) {
+  LeakCheck leaks;
+  auto env = lines(run_ok(probe_container({"env"})
+                              .env({"A=1", "B=2"})
+                              .env("A", "3")
+                              .env_remove("PATH")
+                              .env("C", "x=y")));
+  EXPECT_EQ(env, (std::vector<std::string>{"A=3", "B=2", "C=x=y"}));
+  auto empty = run_ok(probe_container({"env"}).env_clear());
+  EXPECT_EQ(empty, "");
+  ::setenv("HUTCH_TEST_INHERITED", "yes", 1);
+  auto inherited = run_ok(probe_container({"env"}).env_inherit());
+  EXPECT_NE(inherited.find("HUTCH_TEST_INHERITED=yes"), std::string::npos);
+}
+
+TEST(Spawn, CommandIsSearchedInTheContainersPath) {
+  LeakCheck leaks;
+  std::string dir = probe.substr(0, probe.rfind('/'));
+  std::string name = probe.substr(probe.rfind('/') + 1);
+  auto out = run_ok(Container{}.command({name, "pid"}).env("PATH", "/nonexistent:" + dir));
+  EXPECT_EQ(parse(out)["pid"], "1");
+}
+
+TEST(Spawn, CwdIsApplied) {
+  LeakCheck leaks;
+  EXPECT_EQ(run_ok(probe_container({"cwd"}).cwd("/tmp")), "/tmp\n");
+}
+
+TEST(Spawn, SignalsStartUnblockedWithDefaultHandlers) {
+  LeakCheck leaks;
+  // The host ignores SIGPIPE and blocks SIGUSR1; the container must start clean.
+  auto old_handler = ::signal(SIGPIPE, SIG_IGN);
+  sigset_t block, old_mask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+  auto status = run_ok(probe_container({"status"}));
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::signal(SIGPIPE, old_handler);
+  EXPECT_NE(status.find("SigBlk:\t0000000000000000\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("SigIgn:\t0000000000000000\n"), std::string::npos) << status;
+}
+
+// --- stdio ---------------------------------------------------------------------------------
+
+TEST(Stdio, CapturesEightMegabytesOnEachStreamWithoutDeadlock) {
+  LeakCheck leaks;
+  constexpr long size = 8 * 1024 * 1024;
+  auto out = probe_container({"spew", std::to_string(size)}).output();
+  ASSERT_TRUE(out) << out.error().message();
+  EXPECT_TRUE(out->status.success());
+  EXPECT_EQ(out->std_out.size(), static_cast<size_t>(size));
+  EXPECT_EQ(out->std_err.size(), static_cast<size_t>(size));
+  EXPECT_EQ(out->std_out.find_first_not_of('o'), std::string::npos);
+  EXPECT_EQ(out->std_err.find_first_not_of('e'), std::string::npos);
+}
+
+TEST(Stdio, PipedStdinReachesTheCommand) {
+  LeakCheck leaks;
+  auto child = probe_container({"cat"})
+                   .std_in(Stdio::piped())
+                   .std_out(Stdio::piped())
+                   .std_err(Stdio::null())
+                   .spawn();
+  ASSERT_TRUE(child) << child.error().message();
+  std::string input(3 * 1024 * 1024, 'i');
+  auto out = child->wait_with_output(input);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->std_out, input);
+}
+
+TEST(Stdio, NullFileAndFdModes) {
+  LeakCheck leaks;
+  char path[] = "/tmp/hutch-stdio-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  auto status = probe_container({"hostname"})
+                    .hostname("to-a-file")
+                    .std_in(Stdio::null())
+                    .std_out(Stdio::file(path))
+                    .run();
+  ASSERT_TRUE(status);
+  EXPECT_EQ(read_file(path), "to-a-file\n");
+  ASSERT_TRUE(probe_container({"hostname"}).hostname("again").std_out(Stdio::append(path)).run());
+  EXPECT_EQ(read_file(path), "to-a-file\nagain\n");
+  // stdin from a file, stdout to a host fd.
+  std::string copy = std::string(path) + ".copy";
+  int out_fd = ::open(copy.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_TRUE(probe_container({"cat"}).std_in(Stdio::file(path)).std_out(Stdio::fd(out_fd)).run());
+  ::close(out_fd);
+  EXPECT_EQ(read_file(copy), "to-a-file\nagain\n");
+  ::unlink(copy.c_str());
+  // stdin null reads nothing.
+  EXPECT_EQ(run_ok(probe_container({"cat"}).std_in(Stdio::null())), "");
+  ::unlink(path);
+}
+
+// --- descriptors ---------------------------------------------------------------------------
+
+TEST(Fds, OnlyStdioAndPassedFdsReachTheContainer) {
+  LeakCheck leaks;
+  int leaky = ::open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
+  int high = ::fcntl(leaky, F_DUPFD, 200);    // also without CLOEXEC
+  auto fds = lines(run_ok(probe_container({"fds"})));
+  EXPECT_EQ(fds, (std::vector<std::string>{"0", "1", "2"}));
+  int passed = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  auto with_passed = lines(run_ok(probe_container({"fds"}).pass_fd(passed, 7).pass_fd(high, 3)));
+  EXPECT_EQ(with_passed, (std::vector<std::string>{"0", "1", "2", "3", "7"}));
+  ::close(passed);
+  ::close(high);
+  ::close(leaky);
+}
+
+TEST(Fds, PassedFdsMaySwapNumbers) {
+  LeakCheck leaks;
+  int pipe_a[2], pipe_b[2];
+  ASSERT_EQ(::pipe2(pipe_a, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(pipe_b, O_CLOEXEC), 0);
+  // Pass the write end of a as b's write-end number and vice versa.
+  auto status = Container{}
+                    .command({"/bin/sh", "-c",
+                              "echo A >&" + std::to_string(pipe_b[1]) + "; echo B >&" +
+                                  std::to_string(pipe_a[1])})
+                    .pass_fd(pipe_a[1], pipe_b[1])
+                    .pass_fd(pipe_b[1], pipe_a[1])
+                    .run();
+  ASSERT_TRUE(status) << status.error().message();
+  ::close(pipe_a[1]);
+  ::close(pipe_b[1]);
+  char a[8] = {}, b[8] = {};
+  ASSERT_GT(::read(pipe_a[0], a, sizeof a), 0);
+  ASSERT_GT(::read(pipe_b[0], b, sizeof b), 0);
+  EXPECT_STREQ(a, "A\n");
+  EXPECT_STREQ(b, "B\n");
+  ::close(pipe_a[0]);
+  ::close(pipe_b[0]);
+}
+
+// --- Child ---------------------------------------------------------------------------------
+
+TEST(Child, ExitCodeAndSignalAreKeptApart) {
+  LeakCheck leaks;
+  auto code = probe_container({"exit", "42"}).run();
+  ASSERT_TRUE(code);
+  EXPECT_EQ(code->code, 42);
+  EXPECT_FALSE(code->signal);
+  EXPECT_EQ(fmt::format("{}", *code), "exited with code 42");
+  auto sig = probe_container({"signal", std::to_string(SIGTERM)})
+                 .namespaces(Namespaces::all().without(Namespace::pid))
+                 .run();
+  ASSERT_TRUE(sig);
+  EXPECT_FALSE(sig->code);
+  EXPECT_EQ(sig->signal, SIGTERM);
+  EXPECT_EQ(fmt::format("{}", *sig), "killed by signal 15 (SIGTERM)");
+}
+
+TEST(Child, WaitForTimesOutThenKillEndsIt) {
+  LeakCheck leaks;
+  auto child = probe_container({"sleep", "30"}).std_out(Stdio::null()).spawn();
+  ASSERT_TRUE(child) << child.error().message();
+  auto early = child->wait_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(early);
+  EXPECT_FALSE(early->has_value());
+  auto polled = child->try_wait();
+  ASSERT_TRUE(polled);
+  EXPECT_FALSE(polled->has_value());
+  ASSERT_TRUE(child->kill());
+  auto status = child->wait_for(std::chrono::seconds(10));
+  ASSERT_TRUE(status);
+  ASSERT_TRUE(status->has_value());
+  EXPECT_EQ((*status)->signal, SIGKILL);
+  // After reaping: wait returns the same, kill is a no-op.
+  EXPECT_EQ(child->wait().value().signal, SIGKILL);
+  EXPECT_TRUE(child->kill());
+}
+
+TEST(Child, DestroyingALiveChildKillsAndReapsIt) {
+  LeakCheck leaks;
+  pid_t pid;
+  int pidfd;
+  {
+    auto child = probe_container({"sleep", "30"}).std_out(Stdio::null()).spawn();
+    ASSERT_TRUE(child);
+    pid = child->pid();
+    pidfd = hutch::detail::sys::pidfd_open(pid);
+    ASSERT_GE(pidfd, 0);
+  }
+  pollfd p{pidfd, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 1) << "the process still runs";
+  ::close(pidfd);
+}
+
+TEST(Child, DetachedChildIsLeftRunning) {
+  LeakCheck leaks;
+  pid_t pid;
+  {
+    auto child = probe_container({"sleep", "30"}).std_out(Stdio::null()).spawn();
+    ASSERT_TRUE(child);
+    pid = child->detach();
+  }
+  EXPECT_EQ(::kill(pid, 0), 0) << "detached child should still run";
+  ::kill(pid, SIGKILL);
+  siginfo_t info{};
+  EXPECT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED), 0);
+}
+
+TEST(Child, ParentDeathKillsTheContainer) {
+  LeakCheck leaks;
+  int report[2], go[2];
+  ASSERT_EQ(::pipe2(report, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(go, O_CLOEXEC), 0);
+  pid_t helper = ::fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    ::close(go[1]);
+    ::close(report[0]);
+    auto child = probe_container({"sleep", "60"}).std_out(Stdio::null()).spawn();
+    pid_t pid = child ? child->pid() : -1;
+    (void)!::write(report[1], &pid, sizeof pid);
+    char byte;
+    (void)!::read(go[0], &byte, 1);
+    ::_exit(0);  // dies without destroying the Child
+  }
+  ::close(report[1]);
+  ::close(go[0]);
+  pid_t container = -1;
+  ASSERT_EQ(::read(report[0], &container, sizeof container), (ssize_t)sizeof container);
+  ASSERT_GT(container, 0);
+  int pidfd = hutch::detail::sys::pidfd_open(container);
+  ASSERT_GE(pidfd, 0);
+  ::close(go[1]);  // let the helper die
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(helper), &info, WEXITED), 0);
+  pollfd p{pidfd, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 10000), 1) << "the container outlived its parent";
+  ::close(pidfd);
+  ::close(report[0]);
+}
+
+TEST(Child, TwoHundredSpawnsInARowLeakNothing) {
+  LeakCheck leaks;
+  for (int i = 0; i < 200; ++i) {
+    auto status = probe_container({"exit", "0"}).run();
+    ASSERT_TRUE(status) << status.error().message();
+    ASSERT_TRUE(status->success());
+  }
+}
+
+TEST(Child, CloneFallbackWorks) {
+  LeakCheck leaks;
+  hutch::detail::force_clone_fallback = true;
+  auto seen = parse(run_ok(probe_container({"pid"})));
+  hutch::detail::force_clone_fallback = false;
+  EXPECT_EQ(seen["pid"], "1");
+}
+
+}  // namespace
