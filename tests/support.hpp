@@ -23,6 +23,10 @@ namespace hutch_test {
 inline const std::string probe =
     std::getenv("HUTCH_PROBE") ? std::getenv("HUTCH_PROBE") : HUTCH_PROBE;
 
+/// The test snapshots (tests/make_rootfs.sh): `rootfs_dir + "/busybox"` and `"/probe"`.
+inline const std::string rootfs_dir =
+    std::getenv("HUTCH_TEST_ROOTFS") ? std::getenv("HUTCH_TEST_ROOTFS") : HUTCH_TEST_ROOTFS;
+
 inline bool is_root() {
   return ::geteuid() == 0;
 }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <deque>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@
 #include "error.hpp"
 #include "fd.hpp"
 #include "namespaces.hpp"
+#include "rootfs.hpp"
 #include "stdio.hpp"
 
 extern char** environ;
@@ -160,6 +162,12 @@ class Container {
     passed_fds_.push_back({host_fd, container_fd});
     return *this;
   }
+  /// The container's own root filesystem. Without one, the command sees the host's files
+  /// (with a fresh /proc when it has pid and mount namespaces).
+  Container& rootfs(RootFs fs) {
+    rootfs_ = std::move(fs);
+    return *this;
+  }
   /// Whether the container is killed (SIGKILL) when the thread that spawned it ends.
   Container& die_with_parent(bool yes) {
     die_with_parent_ = yes;
@@ -217,6 +225,7 @@ class Container {
   std::optional<User> user_;
   Stdio stdio_[3] = {Stdio::inherit(), Stdio::inherit(), Stdio::inherit()};
   std::vector<PassedFd> passed_fds_;
+  std::optional<RootFs> rootfs_;
   bool die_with_parent_ = true;
 
   friend struct detail::SpawnAccess;
@@ -289,11 +298,7 @@ struct SpawnState {
   Fd sync_host, sync_child;
   bool searched_path = false;
   std::string search_path;
-
-  const char* keep(std::string s) {
-    mount_strings.push_back(std::move(s));
-    return mount_strings.back().c_str();
-  }
+  ScratchDir scratch;
 };
 
 struct SpawnAccess {
@@ -448,9 +453,24 @@ struct SpawnAccess {
     return success();
   }
 
-  static void build_mounts(const Container& c, SpawnState& s) {
-    const bool mount_ns = c.namespaces_.contains(Namespace::mount);
-    if (!mount_ns) return;
+  static result<void> build_mounts(const Container& c, SpawnState& s) {
+    if (c.rootfs_) {
+      const RootFs& fs = *c.rootfs_;
+      if (fs.uses_overlay()) {
+        const bool own = fs.scratch_parent_.empty();
+        auto scratch = ScratchDir::create(own ? default_scratch_parent() : fs.scratch_parent_,
+                                          !own && fs.keep_scratch_);
+        if (!scratch) return scratch.error();
+        s.scratch = std::move(*scratch);
+        BOOST_OUTCOME_TRYV(RootFsPlanner::check_overlay_path(s.scratch.path()));
+      }
+      RootFsPlanner planner{fs, c.namespaces_, s.mount_strings, s.mounts};
+      auto root = planner.plan(s.scratch.path());
+      if (!root) return root.error();
+      s.plan.new_root = *root;
+      return success();
+    }
+    if (!c.namespaces_.contains(Namespace::mount)) return success();
     s.mounts.push_back({.kind = MountStep::Kind::make_private});
     if (c.namespaces_.contains(Namespace::pid)) {
       // A new pid namespace with the host's filesystem: a fresh /proc over the host's
@@ -461,6 +481,7 @@ struct SpawnAccess {
                           .fstype = "proc",
                           .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
     }
+    return success();
   }
 
   static Error child_error(const SpawnState& s, const ChildReport& report) {
@@ -493,6 +514,13 @@ struct SpawnAccess {
                           err == EPERM ? "supplementary groups need a gid_map written with "
                                          "privilege (setgroups is denied rootless)"
                                        : "");
+      case Step::prepare_rootfs:
+        return make_error(step, err, s.plan.new_root ? s.plan.new_root : "");
+      case Step::pivot_root:
+        return make_error(step, err, s.plan.new_root ? s.plan.new_root : "",
+                          err == EINVAL ? "the host's root cannot be pivoted away from (an "
+                                          "initramfs?): use RootFs::chroot_fallback()"
+                                        : "");
       default:
         if (index < s.mounts.size()) {
           const MountStep& m = s.mounts[index];
@@ -515,7 +543,7 @@ struct SpawnAccess {
     build_exec(c, s);
     BOOST_OUTCOME_TRYV(open_stdio(c, s));
     for (const auto& p : c.passed_fds_) s.fd_moves.push_back({p.host, p.inside});
-    build_mounts(c, s);
+    BOOST_OUTCOME_TRYV(build_mounts(c, s));
 
     Plan& plan = s.plan;
     plan.argv = s.argv.data();
@@ -622,8 +650,13 @@ struct SpawnAccess {
     if (n == static_cast<ssize_t>(sizeof report)) return abandon(child_error(s, report));
     // EOF: the child exec'd (the pipe was close-on-exec) or died; either way it no longer
     // uses the stack or the plan.
+    Teardown teardown;
+    if (!s.scratch.path().empty()) {
+      auto scratch = std::make_shared<ScratchDir>(std::move(s.scratch));
+      teardown = [scratch](ExitStatus&) { (void)scratch->remove(); };
+    }
     return Child(static_cast<pid_t>(pid), std::move(pidfd_owner), std::move(s.host_stdio[0]),
-                 std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), nullptr);
+                 std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), std::move(teardown));
   }
 
   static Error clone_error(const Container& c, int err) {

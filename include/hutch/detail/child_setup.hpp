@@ -161,53 +161,83 @@ HUTCH_CHILD_CODE inline long open_in_root(int root, const char* path,
   return raw::sys(SYS_openat2, root, *path ? path : ".", &how, sizeof how);
 }
 
-/// Opens `target` (absolute inside the root) as an O_PATH descriptor, creating missing
-/// directories on the way and, if asked, the last component as a directory or empty file.
+/// Opens `target` (absolute inside the root) as an O_PATH descriptor, creating what is
+/// missing on the way and, if asked, the last component as a directory or an empty file.
+/// Symlinks met on the way are followed by hand, inside the root: a link to "/etc" or to
+/// "../../x" leads to the root's /etc or /x, and missing directories are created there,
+/// never on the host.
 HUTCH_CHILD_CODE inline long resolve_target(int root, const MountStep& step) noexcept {
-  const char* path = step.target;
-  while (*path == '/') ++path;
-  long fd = open_in_root(root, path, O_PATH);
+  const char* target = step.target;
+  while (*target == '/') ++target;
+  long fd = open_in_root(root, target, O_PATH);
   if (fd != -ENOENT || !step.create) return fd;
-  char buffer[4096];
-  std::size_t length = raw::length(path);
-  if (length >= sizeof buffer) return -ENAMETOOLONG;
-  for (std::size_t i = 0; i <= length; ++i) buffer[i] = path[i];
-  // Create each missing component in turn, resolving its parent inside the root every time.
-  for (std::size_t end = 0; end <= length; ++end) {
-    if (end != length && buffer[end] != '/') continue;
-    if (end == 0 || buffer[end - 1] == '/') continue;
-    char saved = buffer[end];
-    buffer[end] = '\0';
-    long existing = open_in_root(root, buffer, O_PATH);
-    if (existing >= 0) {
-      raw::sys(SYS_close, existing);
-    } else if (existing == -ENOENT) {
-      std::size_t slash = end;
-      while (slash > 0 && buffer[slash - 1] != '/') --slash;
-      const char* name = buffer + slash;
-      long parent;
-      if (slash == 0) {
-        parent = open_in_root(root, "", O_PATH | O_DIRECTORY);
+
+  char path[4096];  // the path being walked: done part, then the rest
+  char link[4096];
+  std::size_t length = raw::length(target);
+  if (length >= sizeof path) return -ENAMETOOLONG;
+  for (std::size_t i = 0; i <= length; ++i) path[i] = target[i];
+  std::size_t done = 0;  // path[0, done) is resolved: real directories inside the root
+  int links = 0;
+  while (path[done] != '\0') {
+    std::size_t end = done;
+    while (path[end] != '\0' && path[end] != '/') ++end;
+    const bool last = path[end] == '\0';
+    const char saved = path[end];
+    path[end] = '\0';
+    const char* name = path + done;
+    if (*name != '\0' &&
+        !(name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0')))) {
+      long entry = open_in_root(root, path, O_PATH | O_NOFOLLOW);
+      if (entry == -ENOENT) {
+        char* slash = done > 0 ? path + done - 1 : nullptr;
+        if (slash) *slash = '\0';
+        long parent = open_in_root(root, slash ? path : "", O_PATH | O_DIRECTORY);
+        if (slash) *slash = '/';
+        if (parent < 0) return parent;
+        long r;
+        if (last && step.create_file) {
+          r = raw::sys(SYS_openat, parent, name,
+                       O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+          if (r >= 0) raw::sys(SYS_close, r);
+        } else {
+          r = raw::sys(SYS_mkdirat, parent, name, last ? step.mode : 0755);
+        }
+        raw::sys(SYS_close, parent);
+        if (r < 0 && r != -EEXIST) return r;
+      } else if (entry < 0) {
+        return entry;
       } else {
-        buffer[slash - 1] = '\0';
-        parent = open_in_root(root, buffer, O_PATH | O_DIRECTORY);
-        buffer[slash - 1] = '/';
+        struct stat info {};
+        long r = raw::sys(SYS_fstat, entry, &info);
+        long n =
+            S_ISLNK(info.st_mode) ? raw::sys(SYS_readlinkat, entry, "", link, sizeof link - 1) : 0;
+        raw::sys(SYS_close, entry);
+        if (r < 0) return r;
+        if (n < 0) return n;
+        if (S_ISLNK(info.st_mode)) {
+          // Splice the link in: <done part or nothing if absolute>/<link>/<rest>.
+          if (++links > 40) return -ELOOP;
+          std::size_t rest = last ? end : end + 1;
+          std::size_t rest_length = last ? 0 : raw::length(path + end + 1);
+          std::size_t base = link[0] == '/' ? 0 : done;
+          if (base + static_cast<std::size_t>(n) + 1 + rest_length >= sizeof path) {
+            return -ENAMETOOLONG;
+          }
+          char tail[4096];
+          for (std::size_t i = 0; i <= rest_length; ++i) tail[i] = path[rest + i];
+          std::size_t at = base;
+          for (long i = 0; i < n; ++i) path[at++] = link[i];
+          path[at++] = '/';
+          for (std::size_t i = 0; i <= rest_length; ++i) path[at + i] = tail[i];
+          done = 0;  // walk again from the root: the link may lead anywhere inside it
+          while (path[done] == '/') ++done;
+          continue;
+        }
       }
-      if (parent < 0) return parent;
-      long r;
-      if (end == length && step.create_file) {
-        r = raw::sys(SYS_openat, parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
-                     0644);
-        if (r >= 0) raw::sys(SYS_close, r);
-      } else {
-        r = raw::sys(SYS_mkdirat, parent, name, end == length ? step.mode : 0755);
-      }
-      raw::sys(SYS_close, parent);
-      if (r < 0 && r != -EEXIST) return r;
-    } else {
-      return existing;
     }
-    buffer[end] = saved;
+    path[end] = saved;
+    done = last ? end : end + 1;
   }
   return open_in_root(root, path, O_PATH);
 }
@@ -250,6 +280,7 @@ constexpr Step step_of(const MountStep& step) noexcept {
     case MountStep::Kind::mkdir:
       return Step::make_directory;
     case MountStep::Kind::remount:
+    case MountStep::Kind::readonly:
       return Step::remount_read_only;
     case MountStep::Kind::mask:
       return Step::mask_path;
@@ -312,9 +343,16 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, int& root) noexcept
       r = raw::sys(SYS_mount, step.source, target, step.fstype, step.flags, step.data);
       break;
     case Kind::bind:
-      r = raw::sys(SYS_mount, step.source, target, nullptr, MS_BIND | (step.flags & MS_REC),
-                   nullptr);
-      if (r == 0 && (step.flags & MS_RDONLY)) {
+    case Kind::readonly:
+      r = raw::sys(SYS_mount, step.kind == Kind::bind ? step.source : target, target, nullptr,
+                   MS_BIND | MS_REC, nullptr);
+      if (r == 0 && (step.kind == Kind::readonly || (step.flags & MS_RDONLY))) {
+        // The descriptor still names the mount underneath; look the target up again to
+        // reach the new bind, then make that read-only.
+        raw::sys(SYS_close, fd);
+        fd = resolve_target(root, step);
+        if (fd < 0) return fd;
+        target = fd_path(fd_buffer, fd);
         r = raw::sys(SYS_mount, nullptr, target, nullptr,
                      MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(target), nullptr);
       }
@@ -329,7 +367,7 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, int& root) noexcept
       if (r < 0) break;
       if (S_ISDIR(info.st_mode)) {
         r = raw::sys(SYS_mount, "tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
-                     "size=0,mode=0555");
+                     "mode=0555");
       } else {
         r = raw::sys(SYS_mount, "/dev/null", target, nullptr, MS_BIND, nullptr);
       }

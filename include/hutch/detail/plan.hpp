@@ -28,6 +28,7 @@ struct MountStep {
     bind,          // bind `source` (a host path) onto `target`, recursively if MS_REC
     remount,       // remount the mount at `target` with `flags`, keeping its locked flags
     mask,          // hide `target`: /dev/null over a file, an empty read-only tmpfs over a dir
+    readonly,      // bind `target` onto itself read-only
     symlink,       // symlink(source, target)
     pivot_root,    // pivot_root into `target` and detach the old root
     chroot,        // chroot into `target` (explicit fallback, e.g. on an initramfs root)

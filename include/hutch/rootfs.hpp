@@ -1,0 +1,441 @@
+// hutch — RootFs: the container's own root filesystem (the file snapshot) and its mounts.
+#pragma once
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "detail/plan.hpp"
+#include "error.hpp"
+#include "namespaces.hpp"
+
+namespace hutch {
+
+namespace detail {
+struct SpawnAccess;
+struct RootFsPlanner;
+}  // namespace detail
+
+/// Whether a bind mount may be written through.
+enum class Access : std::uint8_t { read_only, read_write };
+inline constexpr Access read_only = Access::read_only;
+inline constexpr Access read_write = Access::read_write;
+
+/// The parts of the standard container filesystem that RootFs sets up by default, each of
+/// which can be turned off with `RootFs::without()`.
+enum class Standard : std::uint8_t {
+  proc,            ///< /proc: a new procfs (with a pid namespace) or a bind of the host's
+  dev,             ///< /dev: tmpfs with null zero full random urandom tty, pts, shm, fd links
+  sys,             ///< /sys read-only: a new sysfs (with a net namespace) or the host's, bound
+  masked_paths,    ///< OCI default masked paths (/proc/kcore, /proc/keys, /sys/firmware, ...)
+  readonly_paths,  ///< OCI default read-only paths (/proc/sys, /proc/sysrq-trigger, ...)
+};
+
+/// The root filesystem of a container: a snapshot directory (or a stack of layers), used in
+/// place or through a copy-on-write overlay, plus mounts. The container enters it with
+/// pivot_root(2) and detaches the old root, so no host path stays reachable.
+///
+/// Mount targets are resolved inside the root (openat2(2) RESOLVE_IN_ROOT): a symlink in the
+/// snapshot cannot make a mount land on the host. Missing mount points are created, in the
+/// snapshot itself when it is used in place (as runc and crun do), in the overlay otherwise.
+/// Needs `Namespace::mount`; Linux >= 5.6 (openat2), >= 5.11 for overlay without root.
+class RootFs {
+ public:
+  /// A directory holding the snapshot, used read-write in place unless `read_only()` or
+  /// `overlay()` says otherwise.
+  static RootFs directory(std::string path) {
+    RootFs r;
+    r.layers_.push_back(std::move(path));
+    return r;
+  }
+  /// Read-only layers, bottom first (the order of an image manifest), stacked with overlayfs
+  /// under a writable copy-on-write layer.
+  static RootFs layers(std::vector<std::string> bottom_to_top) {
+    RootFs r;
+    r.layers_ = std::move(bottom_to_top);
+    r.overlay_ = true;
+    return r;
+  }
+
+  /// Makes the root read-only: writes fail with EROFS, except in tmpfs and read_write binds.
+  RootFs& read_only(bool yes = true) {
+    read_only_ = yes;
+    return *this;
+  }
+  /// Copy-on-write over the snapshot with overlayfs: many containers can share it and none
+  /// sees another's writes. The writable layer lives on a tmpfs in a scratch directory
+  /// under $XDG_RUNTIME_DIR or /tmp, removed with the Child.
+  RootFs& overlay() {
+    overlay_ = true;
+    return *this;
+  }
+  /// As overlay(), with the writable layer in a new directory below `scratch_parent` (on a
+  /// filesystem that can be an overlay upper layer). `keep` leaves it there afterwards, e.g.
+  /// to inspect what the container wrote.
+  RootFs& overlay(std::string scratch_parent, bool keep = false) {
+    overlay_ = true;
+    scratch_parent_ = std::move(scratch_parent);
+    keep_scratch_ = keep;
+    return *this;
+  }
+  /// Binds host path `host` (a file or a directory) at `inside`.
+  RootFs& bind(std::string host, std::string inside, Access access = read_write) {
+    mounts_.push_back({Mount::Kind::bind, std::move(host), std::move(inside), access, 0, 0});
+    return *this;
+  }
+  /// Mounts a new tmpfs of at most `size` bytes at `inside`.
+  RootFs& tmpfs(std::string inside, std::uint64_t size, unsigned mode = 01777) {
+    mounts_.push_back({Mount::Kind::tmpfs, {}, std::move(inside), read_write, size, mode});
+    return *this;
+  }
+  /// Turns off one part of the standard set.
+  RootFs& without(Standard part) {
+    standard_ &= ~(1u << static_cast<unsigned>(part));
+    return *this;
+  }
+  /// Enters the root with chroot(2) instead of pivot_root(2). Only for hosts where
+  /// pivot_root cannot work, such as an initramfs root; chroot leaves the host's root
+  /// reachable to a process that holds CAP_SYS_CHROOT.
+  RootFs& chroot_fallback(bool yes = true) {
+    chroot_ = yes;
+    return *this;
+  }
+
+  bool has(Standard part) const noexcept {
+    return (standard_ & (1u << static_cast<unsigned>(part))) != 0;
+  }
+  const std::vector<std::string>& layer_paths() const noexcept { return layers_; }
+  bool uses_overlay() const noexcept { return overlay_; }
+
+ private:
+  friend struct detail::SpawnAccess;
+  friend struct detail::RootFsPlanner;
+  struct Mount {
+    enum class Kind : std::uint8_t { bind, tmpfs } kind;
+    std::string source;
+    std::string target;
+    Access access;
+    std::uint64_t size;
+    unsigned mode;
+  };
+  std::vector<std::string> layers_;
+  std::vector<Mount> mounts_;
+  bool overlay_ = false;
+  bool read_only_ = false;
+  bool chroot_ = false;
+  bool keep_scratch_ = false;
+  std::string scratch_parent_;
+  unsigned standard_ = 0x1f;
+};
+
+namespace detail {
+
+/// A scratch directory on the host, removed (with everything below it) when dropped unless
+/// kept. Holds an overlay's writable layer.
+class ScratchDir {
+ public:
+  ScratchDir() = default;
+  ScratchDir(ScratchDir&& other) noexcept
+      : path_(std::exchange(other.path_, {})), keep_(other.keep_) {}
+  ScratchDir& operator=(ScratchDir&& other) noexcept {
+    if (this != &other) {
+      remove();
+      path_ = std::exchange(other.path_, {});
+      keep_ = other.keep_;
+    }
+    return *this;
+  }
+  ~ScratchDir() { remove(); }
+
+  static result<ScratchDir> create(const std::string& parent, bool keep) {
+    std::string pattern = parent + "/hutch-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      return last_error(Step::prepare_rootfs, parent, "creating the overlay scratch directory");
+    }
+    ScratchDir s;
+    s.path_ = std::move(pattern);
+    s.keep_ = keep;
+    return s;
+  }
+  const std::string& path() const noexcept { return path_; }
+  /// Removes the directory now; errors are reported, not thrown.
+  result<void> remove() noexcept {
+    if (path_.empty() || keep_) return success();
+    std::string path = std::exchange(path_, {});
+    // overlayfs leaves work/work with mode 000; make every directory ours to empty first.
+    std::error_code ec;
+    ::chmod(path.c_str(), 0700);
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
+    }
+    ec.clear();
+    std::filesystem::remove_all(path, ec);
+    if (ec) return make_error(Step::remove_scratch, ec.value(), path);
+    return success();
+  }
+
+ private:
+  std::string path_;
+  bool keep_ = false;
+};
+
+/// The default place for scratch directories: $XDG_RUNTIME_DIR if usable, else /tmp.
+inline std::string default_scratch_parent() {
+  const char* runtime = ::getenv("XDG_RUNTIME_DIR");
+  if (runtime && *runtime && ::access(runtime, W_OK | X_OK) == 0) return runtime;
+  return "/tmp";
+}
+
+/// Turns a RootFs into MountSteps for the child. Everything that can be checked on the host
+/// is checked here, before clone, so bad input fails with nothing created.
+struct RootFsPlanner {
+  const RootFs& fs;
+  Namespaces namespaces;
+  std::deque<std::string>& strings;
+  std::vector<MountStep>& steps;
+
+  const char* keep(std::string s) {
+    strings.push_back(std::move(s));
+    return strings.back().c_str();
+  }
+
+  static result<void> check_inside(const std::string& path) {
+    if (path.empty() || path[0] != '/') {
+      return invalid(path, "paths inside the container must be absolute");
+    }
+    for (std::string_view rest = path; !rest.empty();) {
+      auto slash = rest.find('/');
+      std::string_view part = rest.substr(0, slash);
+      if (part == "..") return invalid(path, "a path inside the container may not contain '..'");
+      if (slash == std::string_view::npos) break;
+      rest.remove_prefix(slash + 1);
+    }
+    if (path.find('\0') != std::string::npos) return invalid(path, "the path has a NUL byte");
+    return success();
+  }
+
+  static result<void> check_overlay_path(const std::string& path) {
+    if (path.find_first_of(",:\\") != std::string::npos) {
+      return invalid(path, "overlayfs cannot take a layer path with ',', ':' or '\\'");
+    }
+    return success();
+  }
+
+  /// Validates and returns the absolute host path of every layer.
+  result<std::vector<std::string>> check_layers() {
+    if (fs.layers_.empty()) return invalid("rootfs", "no layer given");
+    std::vector<std::string> absolute;
+    for (const auto& layer : fs.layers_) {
+      struct stat st {};
+      if (::stat(layer.c_str(), &st) != 0) {
+        return last_error(Step::prepare_rootfs, layer, "the root filesystem");
+      }
+      if (!S_ISDIR(st.st_mode)) {
+        return make_error(Step::prepare_rootfs, ENOTDIR, layer, "the root filesystem");
+      }
+      std::error_code ec;
+      auto path = std::filesystem::canonical(layer, ec);
+      if (ec) return make_error(Step::prepare_rootfs, ec.value(), layer);
+      absolute.push_back(path.string());
+      if (fs.overlay_) {
+        BOOST_OUTCOME_TRYV(check_overlay_path(absolute.back()));
+      }
+    }
+    return absolute;
+  }
+
+  void add(MountStep step) { steps.push_back(step); }
+
+  void add_in_root(MountStep step) {
+    step.in_root = true;
+    steps.push_back(step);
+  }
+
+  /// Plans the steps. `scratch` is the overlay scratch directory (empty without overlay).
+  /// Returns the host path of the new root, for Plan::new_root.
+  result<const char*> plan(const std::string& scratch) {
+    using Kind = MountStep::Kind;
+    if (!namespaces.contains(Namespace::mount)) {
+      return invalid("rootfs", "a root filesystem needs Namespace::mount");
+    }
+    auto checked = check_layers();
+    if (!checked) return checked.error();
+    const std::vector<std::string> layers = std::move(*checked);
+    for (const auto& m : fs.mounts_) {
+      BOOST_OUTCOME_TRYV(check_inside(m.target));
+      if (m.kind == RootFs::Mount::Kind::tmpfs && m.size == 0) {
+        return invalid(m.target, "a tmpfs needs a size above zero");
+      }
+      if (m.kind == RootFs::Mount::Kind::tmpfs && m.mode > 07777) {
+        return invalid(m.target, "tmpfs mode is an octal permission up to 07777");
+      }
+    }
+
+    add({.kind = Kind::make_private});
+    const char* root;
+    if (fs.overlay_) {
+      // A tmpfs on the scratch directory, in our mount namespace only, holds the upper and
+      // work directories; the merged root is mounted below it.
+      const bool own_tmpfs = fs.scratch_parent_.empty();
+      if (own_tmpfs) {
+        add({.kind = Kind::mount,
+             .source = "tmpfs",
+             .target = keep(scratch),
+             .fstype = "tmpfs",
+             .data = "mode=0755",
+             .flags = MS_NOSUID | MS_NODEV});
+      }
+      const char* upper = keep(scratch + "/upper");
+      const char* work = keep(scratch + "/work");
+      root = keep(scratch + "/root");
+      for (const char* dir : {upper, work, root}) add({.kind = Kind::mkdir, .target = dir});
+      std::string lower;
+      for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+        lower += (lower.empty() ? "" : ":") + *it;  // overlayfs wants the top layer first
+      }
+      add({.kind = Kind::mount,
+           .source = "overlay",
+           .target = root,
+           .fstype = "overlay",
+           .data = keep(fmt::format("lowerdir={},upperdir={},workdir={}", lower, upper, work))});
+    } else {
+      root = keep(layers.front());
+      add({.kind = Kind::bind, .source = root, .target = root, .flags = MS_REC});
+    }
+
+    const bool pid_ns = namespaces.contains(Namespace::pid);
+    const bool net_ns = namespaces.contains(Namespace::net);
+    if (fs.has(Standard::proc)) {
+      if (pid_ns) {
+        add_in_root({.kind = Kind::mount,
+                     .create = true,
+                     .source = "proc",
+                     .target = "/proc",
+                     .fstype = "proc",
+                     .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+      } else {
+        add_in_root({.kind = Kind::bind,
+                     .create = true,
+                     .source = "/proc",
+                     .target = "/proc",
+                     .flags = MS_REC});
+      }
+    }
+    if (fs.has(Standard::dev)) plan_dev();
+    if (fs.has(Standard::sys)) {
+      if (net_ns) {
+        add_in_root({.kind = Kind::mount,
+                     .create = true,
+                     .source = "sysfs",
+                     .target = "/sys",
+                     .fstype = "sysfs",
+                     .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY});
+      } else {
+        add_in_root({.kind = Kind::bind,
+                     .create = true,
+                     .source = "/sys",
+                     .target = "/sys",
+                     .flags = MS_REC | MS_RDONLY});
+      }
+    }
+
+    for (const auto& m : fs.mounts_) {
+      if (m.kind == RootFs::Mount::Kind::bind) {
+        struct stat st {};
+        if (::stat(m.source.c_str(), &st) != 0) {
+          return last_error(Step::prepare_rootfs, m.source, "bind source");
+        }
+        add_in_root(
+            {.kind = Kind::bind,
+             .create = true,
+             .create_file = !S_ISDIR(st.st_mode),
+             .source = keep(m.source),
+             .target = keep(m.target),
+             .flags =
+                 MS_REC | (m.access == read_only ? static_cast<unsigned long>(MS_RDONLY) : 0ul)});
+      } else {
+        add_in_root({.kind = Kind::mount,
+                     .create = true,
+                     .source = "tmpfs",
+                     .target = keep(m.target),
+                     .fstype = "tmpfs",
+                     .data = keep(fmt::format("size={},mode={:o}", m.size, m.mode)),
+                     .flags = MS_NOSUID | MS_NODEV});
+      }
+    }
+
+    if (fs.has(Standard::masked_paths)) {
+      for (const char* path :
+           {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+            "/sys/firmware", "/sys/devices/virtual/powercap"}) {
+        add_in_root({.kind = Kind::mask, .optional = true, .target = path});
+      }
+    }
+    if (fs.has(Standard::readonly_paths)) {
+      for (const char* path :
+           {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}) {
+        add_in_root({.kind = Kind::readonly, .optional = true, .target = path});
+      }
+    }
+    if (fs.read_only_) {
+      add_in_root({.kind = Kind::remount, .target = "/", .flags = MS_RDONLY});
+    }
+    add_in_root({.kind = fs.chroot_ ? Kind::chroot : Kind::pivot_root, .target = "/"});
+    return root;
+  }
+
+  void plan_dev() {
+    using Kind = MountStep::Kind;
+    add_in_root({.kind = Kind::mount,
+                 .create = true,
+                 .source = "tmpfs",
+                 .target = "/dev",
+                 .fstype = "tmpfs",
+                 .data = "mode=755,size=65536k",
+                 .flags = MS_NOSUID | MS_STRICTATIME});
+    // Bind the host's device nodes rather than mknod: it works the same with and without a
+    // user namespace (where mknod is not allowed), as runc does rootless.
+    for (const char* dev : {"null", "zero", "full", "random", "urandom", "tty"}) {
+      std::string path = std::string("/dev/") + dev;
+      add_in_root({.kind = Kind::bind,
+                   .create = true,
+                   .create_file = true,
+                   .source = keep(path),
+                   .target = keep(path)});
+    }
+    add_in_root({.kind = Kind::mount,
+                 .create = true,
+                 .source = "devpts",
+                 .target = "/dev/pts",
+                 .fstype = "devpts",
+                 .data = "newinstance,ptmxmode=0666,mode=0620",
+                 .flags = MS_NOSUID | MS_NOEXEC});
+    add_in_root({.kind = Kind::symlink, .source = "pts/ptmx", .target = "/dev/ptmx"});
+    add_in_root({.kind = Kind::mount,
+                 .create = true,
+                 .source = "shm",
+                 .target = "/dev/shm",
+                 .fstype = "tmpfs",
+                 .data = "mode=1777,size=65536k",
+                 .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    add_in_root({.kind = Kind::symlink, .source = "/proc/self/fd", .target = "/dev/fd"});
+    add_in_root({.kind = Kind::symlink, .source = "/proc/self/fd/0", .target = "/dev/stdin"});
+    add_in_root({.kind = Kind::symlink, .source = "/proc/self/fd/1", .target = "/dev/stdout"});
+    add_in_root({.kind = Kind::symlink, .source = "/proc/self/fd/2", .target = "/dev/stderr"});
+  }
+};
+
+}  // namespace detail
+}  // namespace hutch

@@ -1,0 +1,320 @@
+// RootFs: the container sees its own root filesystem, set up as OCI runtimes do.
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "support.hpp"
+
+using namespace hutch_test;
+using hutch::Container;
+using hutch::Namespace;
+using hutch::Namespaces;
+using hutch::RootFs;
+using hutch::Standard;
+using hutch::Step;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string busybox = rootfs_dir + "/busybox";
+const std::string probe_only = rootfs_dir + "/probe";
+
+/// A private temporary directory, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char pattern[] = "/tmp/hutch-test-XXXXXX";
+    path_ = ::mkdtemp(pattern);
+    ::chmod(path_.c_str(), 0755);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename());
+    return out;
+  }
+
+ private:
+  std::string path_;
+};
+
+Container in_busybox(std::vector<std::string> command, RootFs root = RootFs::directory(busybox)) {
+  return Container{}.command(std::move(command)).rootfs(std::move(root));
+}
+
+Container probe_in(RootFs root, std::vector<std::string> args) {
+  args.insert(args.begin(), "/probe");
+  return Container{}.command(std::move(args)).rootfs(std::move(root));
+}
+
+std::string mountinfo() {
+  return read_file("/proc/self/mountinfo");
+}
+
+TEST(RootFs, RootIsTheSnapshotAndTheHostIsUnreachable) {
+  LeakCheck leaks;
+  TempDir canary;
+  std::ofstream(canary.path() + "/canary") << "host only";
+  const std::string before = mountinfo();
+
+  auto root = lines(run_ok(probe_in(RootFs::directory(probe_only), {"ls", "/"})));
+  std::sort(root.begin(), root.end());
+  EXPECT_EQ(root, (std::vector<std::string>{"dev", "probe", "proc", "sys"}));
+
+  for (std::string path :
+       {canary.path() + "/canary", "/proc/1/root" + canary.path() + "/canary",
+        "/proc/self/cwd/.." + canary.path() + "/canary", "/../../.." + canary.path() + "/canary"}) {
+    auto out = probe_in(RootFs::directory(probe_only), {"cat", path}).output();
+    ASSERT_TRUE(out);
+    EXPECT_EQ(out->std_out.rfind("error ", 0), 0u) << path << " was readable: " << out->std_out;
+  }
+  // Only the container's own mounts are visible: every mount point is one the container set
+  // up (the mountinfo "root" field may name the host directory a bind came from; the mount
+  // point is what a path can reach).
+  auto mounts = run_ok(probe_in(RootFs::directory(probe_only), {"cat", "/proc/self/mountinfo"}));
+  for (const auto& line : lines(mounts)) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root_field, mount_point;
+    fields >> id >> parent >> device >> root_field >> mount_point;
+    bool ours = mount_point == "/" || mount_point.rfind("/proc", 0) == 0 ||
+                mount_point.rfind("/dev", 0) == 0 || mount_point.rfind("/sys", 0) == 0;
+    EXPECT_TRUE(ours) << "unexpected mount point " << mount_point << " in\n" << mounts;
+  }
+  EXPECT_EQ(lines(run_ok(probe_in(RootFs::directory(probe_only), {"procs"}))),
+            std::vector<std::string>{"1"});
+  EXPECT_EQ(mountinfo(), before) << "the host's mount table changed";
+}
+
+TEST(RootFs, BusyboxShellRunsInsideWithCwd) {
+  LeakCheck leaks;
+  auto out = run_ok(in_busybox({"sh", "-c", "pwd; cat /etc/marker; echo $PATH"}).cwd("/etc"));
+  EXPECT_EQ(out, "/etc\nsnapshot\n" + std::string(hutch::default_path) + "\n");
+}
+
+TEST(RootFs, OverlayKeepsContainersApartAndTheSnapshotUnchanged) {
+  LeakCheck leaks;
+  TempDir runtime;
+  ::setenv("XDG_RUNTIME_DIR", runtime.path().c_str(), 1);
+  auto start = [&](const std::string& name) {
+    return in_busybox({"sh", "-c",
+                       "echo " + name + " > /etc/marker; echo new > /etc/" + name +
+                           "; sleep 0.3; cat /etc/marker; ls /etc"},
+                      RootFs::directory(busybox).overlay())
+        .std_out(hutch::Stdio::piped())
+        .spawn();
+  };
+  auto a = start("a");
+  auto b = start("b");
+  ASSERT_TRUE(a) << a.error().message();
+  ASSERT_TRUE(b) << b.error().message();
+  EXPECT_EQ(runtime.entries().size(), 2u) << "one scratch directory per container";
+  auto out_a = a->wait_with_output();
+  auto out_b = b->wait_with_output();
+  ASSERT_TRUE(out_a && out_b);
+  EXPECT_EQ(out_a->std_out, "a\na\ngroup\nmarker\npasswd\n");
+  EXPECT_EQ(out_b->std_out, "b\nb\ngroup\nmarker\npasswd\n");
+  EXPECT_EQ(read_file(busybox + "/etc/marker"), "snapshot\n");
+  EXPECT_FALSE(fs::exists(busybox + "/etc/a"));
+  EXPECT_TRUE(runtime.entries().empty()) << "scratch directories left behind";
+  ::unsetenv("XDG_RUNTIME_DIR");
+}
+
+TEST(RootFs, OverlayInANamedScratchDirectoryCanBeKept) {
+  LeakCheck leaks;
+  TempDir scratch;
+  ASSERT_TRUE(in_busybox({"sh", "-c", "echo kept > /written"},
+                         RootFs::directory(busybox).overlay(scratch.path()))
+                  .run());
+  EXPECT_TRUE(scratch.entries().empty());
+  ASSERT_TRUE(in_busybox({"sh", "-c", "echo kept > /written"},
+                         RootFs::directory(busybox).overlay(scratch.path(), /*keep=*/true))
+                  .run());
+  auto kept = scratch.entries();
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(read_file(scratch.path() + "/" + kept[0] + "/upper/written"), "kept\n");
+}
+
+TEST(RootFs, LayersStackBottomToTop) {
+  LeakCheck leaks;
+  TempDir top;
+  fs::create_directories(top.path() + "/etc");
+  std::ofstream(top.path() + "/etc/marker") << "top layer\n";
+  std::ofstream(top.path() + "/only-top") << "t\n";
+  auto out = run_ok(in_busybox({"sh", "-c", "cat /etc/marker /only-top; ls /bin/busybox"},
+                               RootFs::layers({busybox, top.path()})));
+  EXPECT_EQ(out, "top layer\nt\n/bin/busybox\n");
+}
+
+TEST(RootFs, ReadOnlyRootWithWritableTmpfsAndBinds) {
+  LeakCheck leaks;
+  TempDir rw, ro;
+  auto root = RootFs::directory(busybox)
+                  .read_only()
+                  .tmpfs("/scratch", 1 << 20)
+                  .bind(rw.path(), "/rw")
+                  .bind(ro.path(), "/ro", hutch::read_only);
+  auto out = run_ok(in_busybox({"sh", "-c",
+                                "/bin/probe create /etc/new x; /bin/probe create /scratch/f x; "
+                                "/bin/probe create /rw/f written; /bin/probe create /ro/f x"},
+                               root));
+  EXPECT_EQ(out, "create EROFS\ncreate ok\ncreate ok\ncreate EROFS\n");
+  EXPECT_EQ(read_file(rw.path() + "/f"), "written");
+  EXPECT_TRUE(ro.entries().empty());
+}
+
+TEST(RootFs, TmpfsHasItsSizeAndMode) {
+  LeakCheck leaks;
+  auto out = run_ok(in_busybox({"sh", "-c", "stat -c %a /t; df -k /t | tail -1"},
+                               RootFs::directory(busybox).tmpfs("/t", 4 << 20, 0700)));
+  auto l = lines(out);
+  ASSERT_EQ(l.size(), 2u) << out;
+  EXPECT_EQ(l[0], "700");
+  EXPECT_NE(l[1].find(" 4096 "), std::string::npos) << out;
+}
+
+TEST(RootFs, MaskedAndReadOnlyPathsAndDev) {
+  LeakCheck leaks;
+  auto root = RootFs::directory(busybox);
+  // Masked files read empty, masked directories list empty (those this kernel has).
+  for (std::string path : {"/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"}) {
+    if (!fs::exists(path)) continue;
+    EXPECT_EQ(run_ok(in_busybox({"cat", path}, root)), "") << path;
+  }
+  for (std::string path : {"/proc/acpi", "/proc/scsi", "/sys/firmware"}) {
+    if (!fs::exists(path)) continue;
+    EXPECT_EQ(run_ok(in_busybox({"ls", path}, root)), "") << path;
+  }
+  // Read-only paths refuse writes even to root inside.
+  for (std::string path : {"/proc/sys/kernel/hostname", "/proc/sysrq-trigger",
+                           "/proc/sys/kernel/core_pattern", "/sys/kernel/profiling"}) {
+    if (!fs::exists(path)) continue;
+    // Rootless, the host's root owns these files and permission fails first (EACCES).
+    auto result = run_ok(in_busybox({"/bin/probe", "write", path}, root));
+    if (is_root()) {
+      EXPECT_EQ(result, "open_write EROFS\n") << path;
+    } else {
+      EXPECT_TRUE(result == "open_write EROFS\n" || result == "open_write EACCES\n") << path;
+    }
+  }
+  auto dev = lines(run_ok(in_busybox({"ls", "-A", "/dev"}, root)));
+  std::sort(dev.begin(), dev.end());
+  EXPECT_EQ(dev, (std::vector<std::string>{"fd", "full", "null", "ptmx", "pts", "random", "shm",
+                                           "stderr", "stdin", "stdout", "tty", "urandom", "zero"}));
+  EXPECT_EQ(run_ok(in_busybox({"sh", "-c",
+                               "echo gone > /dev/null && echo ok; "
+                               "head -c 4 /dev/zero | wc -c; readlink /dev/fd"},
+                              root)),
+            "ok\n4\n/proc/self/fd\n");
+  // Each default can be turned off by name.
+  EXPECT_EQ(run_ok(in_busybox({"ls", "/dev"}, RootFs::directory(busybox).without(Standard::dev))),
+            "");
+  EXPECT_EQ(run_ok(in_busybox({"ls", "/sys"}, RootFs::directory(busybox).without(Standard::sys))),
+            "");
+  EXPECT_EQ(run_ok(in_busybox({"/bin/probe", "write", "/proc/sys/kernel/hostname"},
+                              RootFs::directory(busybox).without(Standard::readonly_paths))),
+            is_root() ? "open_write ok\n" : "open_write EACCES\n");
+  if (fs::exists("/proc/acpi")) {
+    auto unmasked = in_busybox({"sh", "-c", "grep -c ' /proc/acpi ' /proc/self/mountinfo"},
+                               RootFs::directory(busybox).without(Standard::masked_paths))
+                        .output();
+    ASSERT_TRUE(unmasked);
+    EXPECT_EQ(unmasked->std_out, "0\n");
+  }
+}
+
+TEST(RootFs, SymlinksInTheSnapshotCannotSendMountsToTheHost) {
+  LeakCheck leaks;
+  TempDir snapshot, host_target, source;
+  fs::copy(probe_only, snapshot.path(), fs::copy_options::recursive);
+  // Links that would lead a naive runtime out of the root, onto a host directory.
+  fs::create_directory_symlink(host_target.path(), snapshot.path() + "/absolute");
+  fs::create_directory_symlink("../../../../../../.." + host_target.path(),
+                               snapshot.path() + "/relative");
+  fs::create_directory_symlink("/", snapshot.path() + "/slash");
+  std::ofstream(source.path() + "/payload") << "bound";
+  auto root = RootFs::directory(snapshot.path())
+                  .bind(source.path(), "/absolute/mnt")
+                  .bind(source.path(), "/relative/mnt2")
+                  .tmpfs("/slash" + host_target.path() + "/mnt3", 1 << 20);
+  auto out = run_ok(probe_in(root, {"cat", host_target.path() + "/mnt/payload"}));
+  EXPECT_EQ(out, "bound") << "the bind should land inside the root";
+  EXPECT_TRUE(host_target.entries().empty()) << "a mount point was created on the host";
+}
+
+TEST(RootFs, BadInputFailsClearlyAndLeavesNothing) {
+  LeakCheck leaks;
+  TempDir runtime;
+  ::setenv("XDG_RUNTIME_DIR", runtime.path().c_str(), 1);
+  const std::string before = mountinfo();
+  struct Case {
+    RootFs root;
+    Step step;
+    int error;
+    std::string text;
+  };
+  std::vector<Case> cases = {
+      {RootFs::directory("/no/such/rootfs"), Step::prepare_rootfs, ENOENT, "/no/such/rootfs"},
+      {RootFs::directory(busybox + "/bin/busybox").overlay(), Step::prepare_rootfs, ENOTDIR,
+       "busybox"},
+      {RootFs::directory(busybox).bind("/no/such/source", "/x"), Step::prepare_rootfs, ENOENT,
+       "bind source"},
+      {RootFs::directory(busybox).overlay().bind("/tmp", "/../../escape"), Step::validate, EINVAL,
+       "'..'"},
+      {RootFs::directory(busybox).bind("/tmp", "relative"), Step::validate, EINVAL, "absolute"},
+      {RootFs::directory(busybox).overlay().tmpfs("/t", 0), Step::validate, EINVAL, "size"},
+      {RootFs::directory(busybox).overlay("/no/such/scratch"), Step::prepare_rootfs, ENOENT,
+       "scratch"},
+      {RootFs::directory(busybox).overlay("/proc/sys"), Step::prepare_rootfs, 0, "scratch"},
+  };
+  for (auto& c : cases) {
+    auto r = in_busybox({"true"}, c.root).spawn();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().step, c.step) << r.error().message();
+    if (c.error) {
+      EXPECT_EQ(r.error().errno_value(), c.error) << r.error().message();
+    }
+    EXPECT_NE(r.error().message().find(c.text), std::string::npos) << r.error().message();
+  }
+  auto no_mount_ns =
+      in_busybox({"true"}).namespaces(Namespaces::all().without(Namespace::mount)).spawn();
+  ASSERT_FALSE(no_mount_ns);
+  EXPECT_NE(no_mount_ns.error().message().find("Namespace::mount"), std::string::npos);
+  // A failure inside the container, after the overlay is up: a mount over a file that is
+  // not a directory.
+  auto inside = in_busybox({"true"}, RootFs::directory(busybox).overlay().tmpfs(
+                                         "/bin/busybox/below", 1 << 20))
+                    .spawn();
+  ASSERT_FALSE(inside);
+  EXPECT_EQ(inside.error().errno_value(), ENOTDIR) << inside.error().message();
+  EXPECT_NE(inside.error().message().find("/bin/busybox/below"), std::string::npos);
+  EXPECT_TRUE(runtime.entries().empty()) << "scratch directory left behind";
+  EXPECT_EQ(mountinfo(), before);
+  ::unsetenv("XDG_RUNTIME_DIR");
+}
+
+TEST(RootFs, HundredOverlayContainersLeaveNoMountsOrScratch) {
+  LeakCheck leaks;
+  TempDir runtime;
+  ::setenv("XDG_RUNTIME_DIR", runtime.path().c_str(), 1);
+  const std::string before = mountinfo();
+  const Container c = probe_in(RootFs::directory(probe_only).overlay(), {"exit", "0"});
+  for (int i = 0; i < 100; ++i) {
+    auto child = c.spawn();
+    ASSERT_TRUE(child) << child.error().message();
+  }  // each destroyed while running or just after: killed, reaped, cleaned
+  for (int i = 0; i < 20; ++i) {
+    auto status = c.run();
+    ASSERT_TRUE(status && status->success());
+  }
+  EXPECT_TRUE(runtime.entries().empty());
+  EXPECT_EQ(mountinfo(), before);
+  ::unsetenv("XDG_RUNTIME_DIR");
+}
+
+}  // namespace
