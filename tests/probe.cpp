@@ -189,6 +189,48 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (mode == "fork" && argc > 2) {
+    // Forks up to N children that wait; reports how many it got and why it stopped.
+    int wanted = std::atoi(argv[2]), got = 0;
+    const char* why = "none";
+    for (; got < wanted; ++got) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        pause();
+        _exit(0);
+      }
+      if (pid < 0) {
+        why = strerrorname_np(errno);
+        break;
+      }
+    }
+    std::printf("forked %d %s\n", got, why);
+    return 0;
+  }
+  if ((mode == "alloc" || mode == "hold") && argc > 2) {
+    // Allocates and touches N MiB; "hold" then says so and waits.
+    long mib = std::atol(argv[2]);
+    for (long i = 0; i < mib; ++i) {
+      char* block = static_cast<char*>(std::malloc(1 << 20));
+      if (!block) return 3;
+      std::memset(block, 1, 1 << 20);
+    }
+    std::printf("allocated %ld\n", mib);
+    std::fflush(stdout);
+    if (mode == "hold") pause();
+    return 0;
+  }
+  if (mode == "spin" && argc > 2) {
+    // Busy for N seconds of wall time.
+    timespec start{}, now{};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    volatile unsigned long x = 0;
+    do {
+      for (int i = 0; i < 100000; ++i) x = x + 1;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - start.tv_sec < std::atol(argv[2]));
+    return 0;
+  }
   std::fprintf(stderr, "probe: unknown mode %s\n", mode.c_str());
   return 2;
 }

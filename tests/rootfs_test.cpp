@@ -121,6 +121,8 @@ TEST(RootFs, OverlayKeepsContainersApartAndTheSnapshotUnchanged) {
   EXPECT_EQ(out_b->std_out, "b\nb\ngroup\nmarker\npasswd\n");
   EXPECT_EQ(read_file(busybox + "/etc/marker"), "snapshot\n");
   EXPECT_FALSE(fs::exists(busybox + "/etc/a"));
+  *a = hutch::Child();  // destroying the handles removes the scratch directories
+  *b = hutch::Child();
   EXPECT_TRUE(runtime.entries().empty()) << "scratch directories left behind";
   ::unsetenv("XDG_RUNTIME_DIR");
 }

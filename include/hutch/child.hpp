@@ -15,6 +15,7 @@
 #include <string_view>
 #include <utility>
 
+#include "cgroup.hpp"
 #include "detail/syscall.hpp"
 #include "error.hpp"
 #include "fd.hpp"
@@ -58,17 +59,19 @@ struct Output {
 };
 
 namespace detail {
-/// Work that must run when a container is gone (remove its cgroup, unmount its scratch
-/// directory). Set by spawn(); runs exactly once, after the child is reaped.
-using Teardown = std::function<void(ExitStatus&)>;
+/// Work that must run when the container is gone and its handle destroyed (remove its
+/// scratch directory). Set by spawn(); runs exactly once.
+using Teardown = std::function<void()>;
 }  // namespace detail
 
 /// A running container: a move-only handle on its init process (pid + pidfd) and the host
 /// ends of its pipes.
 ///
 /// Destroying a Child that was neither waited for nor `detach()`ed kills it (SIGKILL; with a
-/// pid namespace that ends every process inside) and reaps it. The handle never signals a
-/// process it has already reaped: it signals through the pidfd (pidfd_send_signal(2)).
+/// pid namespace that ends every process inside) and reaps it; then every process left in
+/// its cgroup is killed and the cgroup and scratch directories are removed. The handle never
+/// signals a process it has already reaped: it signals through the pidfd
+/// (pidfd_send_signal(2)).
 class Child {
  public:
   Child() = default;
@@ -83,6 +86,9 @@ class Child {
       stderr_ = std::move(other.stderr_);
       status_ = std::exchange(other.status_, std::nullopt);
       teardown_ = std::exchange(other.teardown_, nullptr);
+      cgroup_.reset();
+      if (other.cgroup_) cgroup_.emplace(std::move(*other.cgroup_));
+      other.cgroup_.reset();
       detached_ = std::exchange(other.detached_, false);
     }
     return *this;
@@ -197,11 +203,34 @@ class Child {
     return out;
   }
 
+  /// The container's cgroup, or nullptr if it has none.
+  const LiveCGroup* cgroup() const noexcept { return cgroup_ ? &*cgroup_ : nullptr; }
+  /// Resource use so far (also after wait(), until the Child is destroyed).
+  result<CGroupStats> stats() const {
+    if (!cgroup_) return no_cgroup();
+    return cgroup_->stats();
+  }
+  /// Stops / resumes every process of the container (cgroup freezer).
+  result<void> freeze() const {
+    if (!cgroup_) return no_cgroup();
+    return cgroup_->freeze();
+  }
+  result<void> thaw() const {
+    if (!cgroup_) return no_cgroup();
+    return cgroup_->thaw();
+  }
+  /// Kills every process of the container's cgroup, also those that left its process tree.
+  result<void> kill_all() const {
+    if (!cgroup_) return no_cgroup();
+    return cgroup_->kill_all();
+  }
+
   /// Gives up ownership: the destructor will neither kill nor reap the process and skips the
   /// teardown (cgroup and scratch directories stay). Returns the pid.
   pid_t detach() noexcept {
     detached_ = true;
     teardown_ = nullptr;
+    if (cgroup_) cgroup_->release();
     return pid_;
   }
 
@@ -209,18 +238,24 @@ class Child {
   bool running() const noexcept { return pid_ > 0 && !status_ && !detached_; }
 
   // Used by Container::spawn().
-  Child(pid_t pid, Fd pidfd, Fd in, Fd out, Fd err, detail::Teardown teardown) noexcept
+  Child(pid_t pid, Fd pidfd, Fd in, Fd out, Fd err, std::optional<LiveCGroup> cgroup,
+        detail::Teardown teardown) noexcept
       : pid_(pid),
         pidfd_(std::move(pidfd)),
         stdin_(std::move(in)),
         stdout_(std::move(out)),
         stderr_(std::move(err)),
-        teardown_(std::move(teardown)) {}
+        teardown_(std::move(teardown)),
+        cgroup_(std::move(cgroup)) {}
 
  private:
+  static Error no_cgroup() {
+    return make_error(Step::cgroup_read, ENOENT, "", "the container was spawned without a cgroup");
+  }
+
   ExitStatus reaped(const siginfo_t& info) {
     ExitStatus status = ExitStatus::from_siginfo(info);
-    if (teardown_) std::exchange(teardown_, nullptr)(status);
+    status.oom_killed = cgroup_ && cgroup_->oom_killed();
     status_ = status;
     return status;
   }
@@ -230,6 +265,10 @@ class Child {
       (void)kill(SIGKILL);
       (void)wait();
     }
+    // Processes that left the init's tree (no pid namespace) die with the cgroup.
+    if (cgroup_) (void)cgroup_->remove();
+    cgroup_.reset();
+    if (teardown_) std::exchange(teardown_, nullptr)();
     pid_ = -1;
   }
 
@@ -238,6 +277,7 @@ class Child {
   Fd stdin_, stdout_, stderr_;
   std::optional<ExitStatus> status_;
   detail::Teardown teardown_;
+  std::optional<LiveCGroup> cgroup_;
   bool detached_ = false;
 };
 

@@ -168,6 +168,11 @@ class Container {
     rootfs_ = std::move(fs);
     return *this;
   }
+  /// The container's cgroup and limits (see CGroup).
+  Container& cgroup(CGroup spec) {
+    cgroup_ = std::move(spec);
+    return *this;
+  }
   /// Whether the container is killed (SIGKILL) when the thread that spawned it ends.
   Container& die_with_parent(bool yes) {
     die_with_parent_ = yes;
@@ -226,6 +231,7 @@ class Container {
   Stdio stdio_[3] = {Stdio::inherit(), Stdio::inherit(), Stdio::inherit()};
   std::vector<PassedFd> passed_fds_;
   std::optional<RootFs> rootfs_;
+  std::optional<CGroup> cgroup_;
   bool die_with_parent_ = true;
 
   friend struct detail::SpawnAccess;
@@ -561,6 +567,7 @@ struct SpawnAccess {
     }
     const Namespaces ns = c.namespaces_;
     plan.loopback_up = ns.contains(Namespace::net);
+    plan.unshare_cgroup = ns.contains(Namespace::cgroup);
     plan.die_with_parent = c.die_with_parent_;
     if (ns.contains(Namespace::time)) {
       plan.unshare_time = true;
@@ -603,6 +610,15 @@ struct SpawnAccess {
     plan.sync_read_fd = s.sync_child.get();
     plan.sync_write_fd = s.sync_host.get();
 
+    std::optional<LiveCGroup> cgroup;
+    Fd cgroup_fd;
+    if (c.cgroup_) {
+      auto created = LiveCGroup::create(*c.cgroup_);
+      if (!created) return created.error();
+      cgroup.emplace(std::move(*created));
+      cgroup_fd = cgroup->open_for_clone();
+    }
+
     Stack stack;
     if (!stack.allocate()) return last_error(Step::allocate_stack);
 
@@ -615,7 +631,8 @@ struct SpawnAccess {
     long pid;
     {
       BlockAllSignals blocked;
-      pid = start_child(child::main, &plan, ns.clone_flags(), stack, pidfd, -1, placed);
+      pid =
+          start_child(child::main, &plan, ns.clone_flags(), stack, pidfd, cgroup_fd.get(), placed);
     }
     if (pid < 0) return clone_error(c, static_cast<int>(-pid));
     Fd pidfd_owner(pidfd);
@@ -636,6 +653,12 @@ struct SpawnAccess {
       auto maps = write_id_maps(c, static_cast<pid_t>(pid));
       if (!maps) return abandon(maps.error());
     }
+    if (cgroup && !placed) {
+      // v1 (or no CLONE_INTO_CGROUP): attach before the child may go on, so its command
+      // never runs outside its limits.
+      auto attached = cgroup->attach(static_cast<pid_t>(pid));
+      if (!attached) return abandon(attached.error());
+    }
     char go = 1;
     if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
       return abandon(last_error(Step::release_child));
@@ -653,10 +676,11 @@ struct SpawnAccess {
     Teardown teardown;
     if (!s.scratch.path().empty()) {
       auto scratch = std::make_shared<ScratchDir>(std::move(s.scratch));
-      teardown = [scratch](ExitStatus&) { (void)scratch->remove(); };
+      teardown = [scratch] { (void)scratch->remove(); };
     }
     return Child(static_cast<pid_t>(pid), std::move(pidfd_owner), std::move(s.host_stdio[0]),
-                 std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), std::move(teardown));
+                 std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), std::move(cgroup),
+                 std::move(teardown));
   }
 
   static Error clone_error(const Container& c, int err) {

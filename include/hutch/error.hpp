@@ -42,6 +42,7 @@ enum class Step : std::uint8_t {
   set_hostname,
   set_loopback_up,
   unshare_time,
+  unshare_cgroup,
   write_timens_offsets,
   make_mounts_private,
   mount,
@@ -120,6 +121,8 @@ constexpr StepInfo step_info(Step step) noexcept {
       return {"spawn", "bring loopback up", true};
     case Step::unshare_time:
       return {"spawn", "unshare time namespace", true};
+    case Step::unshare_cgroup:
+      return {"spawn", "unshare cgroup namespace", true};
     case Step::write_timens_offsets:
       return {"spawn", "write timens_offsets", true};
     case Step::make_mounts_private:

@@ -76,8 +76,9 @@ class Namespaces {
   constexpr bool contains(Namespace ns) const noexcept { return (bits_ & bit(ns)) != 0; }
   constexpr bool empty() const noexcept { return bits_ == 0; }
 
-  /// The CLONE_NEW* flags for clone3(2), without CLONE_NEWTIME: a time namespace is entered
-  /// with unshare(2) in the child so its offsets can be written before the command runs.
+  /// The CLONE_NEW* flags for clone3(2), without CLONE_NEWTIME and CLONE_NEWCGROUP: the
+  /// child enters those with unshare(2), a time namespace so its offsets can be written
+  /// first, a cgroup namespace once the child sits in its own cgroup (so it sees it as "/").
   constexpr std::uint64_t clone_flags() const noexcept {
     std::uint64_t flags = 0;
     if (contains(Namespace::user)) flags |= CLONE_NEWUSER;
@@ -86,7 +87,6 @@ class Namespaces {
     if (contains(Namespace::uts)) flags |= CLONE_NEWUTS;
     if (contains(Namespace::ipc)) flags |= CLONE_NEWIPC;
     if (contains(Namespace::net)) flags |= CLONE_NEWNET;
-    if (contains(Namespace::cgroup)) flags |= CLONE_NEWCGROUP;
     return flags;
   }
 

@@ -460,6 +460,12 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
 
   reset_signal_handlers();
 
+  // The host has placed us in our cgroup by now: a new cgroup namespace makes it our "/".
+  if (plan.unshare_cgroup) {
+    long r = raw::sys(SYS_unshare, CLONE_NEWCGROUP);
+    if (r < 0) fail(plan, Step::unshare_cgroup, r);
+  }
+
   if (plan.unshare_time) {
     long r = raw::sys(SYS_unshare, CLONE_NEWTIME);
     if (r < 0) fail(plan, Step::unshare_time, r);

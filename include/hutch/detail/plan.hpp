@@ -67,6 +67,7 @@ struct Plan {
   const char* hostname = nullptr;
   std::size_t hostname_length = 0;
   bool loopback_up = false;
+  bool unshare_cgroup = false;
   bool die_with_parent = true;
 
   // time namespace

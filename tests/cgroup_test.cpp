@@ -1,0 +1,247 @@
+// CGroup: limits enforced on real processes, accounting, placement, and clean removal.
+// On this project's CI machines cgroups are v1 (hybrid); the same tests run against v2 on a
+// v2 kernel.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace hutch_test;
+using namespace hutch::literals;
+using hutch::CGroup;
+using hutch::Container;
+using hutch::Namespace;
+using hutch::Namespaces;
+using hutch::Step;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Every cgroup directory whose name starts with "hutch" below the cgroups this process is
+/// in, in every hierarchy.
+std::vector<std::string> hutch_cgroups() {
+  std::vector<std::string> found;
+  auto layout = hutch::detail::host_layout();
+  if (!layout) return found;
+  for (const auto& h : layout->hierarchies) {
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(h.own_dir(), ec)) {
+      if (e.is_directory() && e.path().filename().string().rfind("hutch", 0) == 0) {
+        found.push_back(e.path());
+      }
+    }
+  }
+  return found;
+}
+
+class CGroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!is_root() && hutch::detail::host_layout() &&
+        hutch::detail::host_layout()->kind != hutch::CGroupLayout::unified) {
+      GTEST_SKIP() << "cgroup v1 needs root (runs as root in CI)";
+    }
+    before_ = hutch_cgroups();
+  }
+  void TearDown() override {
+    if (!IsSkipped()) {
+      EXPECT_EQ(hutch_cgroups(), before_) << "a cgroup was left behind";
+    }
+  }
+  std::vector<std::string> before_;
+};
+
+TEST_F(CGroupTest, PidsMaxStopsAForkLoop) {
+  LeakCheck leaks;
+  auto out = run_ok(probe_container({"fork", "50"}).cgroup(CGroup{"hutch-t-pids"}.pids_max(10)));
+  EXPECT_EQ(out, "forked 9 EAGAIN\n");  // PID 1 counts too
+}
+
+TEST_F(CGroupTest, MemoryMaxOomKillsAndSaysSo) {
+  LeakCheck leaks;
+  auto status = probe_container({"alloc", "512"})
+                    .std_out(hutch::Stdio::null())
+                    .cgroup(CGroup{}.memory_max(32_MiB).memory_swap_max(0))
+                    .run();
+  ASSERT_TRUE(status) << status.error().message();
+  EXPECT_EQ(status->signal, SIGKILL) << fmt::format("{}", *status);
+  EXPECT_TRUE(status->oom_killed);
+  EXPECT_EQ(fmt::format("{}", *status), "killed by signal 9 (SIGKILL) (out of memory)");
+  // Within the limit, no OOM.
+  auto fine = probe_container({"alloc", "8"}).cgroup(CGroup{}.memory_max(64_MiB)).output();
+  ASSERT_TRUE(fine);
+  EXPECT_TRUE(fine->status.success());
+  EXPECT_FALSE(fine->status.oom_killed);
+}
+
+TEST_F(CGroupTest, CpuMaxQuarterGetsAQuarterOfACpu) {
+  LeakCheck leaks;
+  auto child = probe_container({"spin", "2"}).cgroup(CGroup{}.cpu_max(0.25)).spawn();
+  ASSERT_TRUE(child) << child.error().message();
+  ASSERT_TRUE(child->wait());
+  auto stats = child->stats();
+  ASSERT_TRUE(stats);
+  double used = static_cast<double>(stats->cpu_user_us + stats->cpu_system_us) / 2e6;
+  EXPECT_GT(used, 0.15) << "share of a CPU over 2 s";
+  EXPECT_LT(used, 0.35) << "share of a CPU over 2 s";
+  EXPECT_GT(stats->cpu_throttled_periods, 0u);
+}
+
+TEST_F(CGroupTest, FreezeStopsAndThawResumes) {
+  LeakCheck leaks;
+  auto child = probe_container({"spin", "30"}).cgroup(CGroup{}).spawn();
+  ASSERT_TRUE(child) << child.error().message();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(child->freeze());
+  auto frozen_a = child->stats().value();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto frozen_b = child->stats().value();
+  EXPECT_EQ(frozen_a.cpu_user_us + frozen_a.cpu_system_us,
+            frozen_b.cpu_user_us + frozen_b.cpu_system_us);
+  ASSERT_TRUE(child->thaw());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto thawed = child->stats().value();
+  EXPECT_GT(thawed.cpu_user_us + thawed.cpu_system_us,
+            frozen_b.cpu_user_us + frozen_b.cpu_system_us + 50000);
+}
+
+TEST_F(CGroupTest, KillAllEndsProcessesThatDoubleForkedAway) {
+  LeakCheck leaks;
+  // No pid namespace: the daemons outlive the shell unless the cgroup takes them down.
+  auto child = Container{}
+                   .command({"/bin/sh", "-c",
+                             "for i in $(seq 20); do (sleep 1000 &) ; done; echo started; "
+                             "sleep 1000"})
+                   .namespaces(Namespaces::all().without(Namespace::pid))
+                   .std_out(hutch::Stdio::piped())
+                   .cgroup(CGroup{})
+                   .spawn();
+  ASSERT_TRUE(child) << child.error().message();
+  char buffer[16] = {};
+  ASSERT_GT(::read(child->stdout_pipe().get(), buffer, sizeof buffer), 0);
+  EXPECT_GE(child->stats().value().pids_current, 21u);
+  ASSERT_TRUE(child->kill_all());
+  auto status = child->wait_for(std::chrono::seconds(10));
+  ASSERT_TRUE(status && status->has_value());
+  // Every process is gone from the cgroup (pids.current may still count zombies until the
+  // host's init reaps the orphans; cgroup.procs lists only live processes).
+  auto live = [&] {
+    std::string all;
+    for (const auto& dir : child->cgroup()->paths()) all += read_file(dir + "/cgroup.procs");
+    return all;
+  };
+  for (int i = 0; i < 100 && !live().empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(live(), "");
+}
+
+TEST_F(CGroupTest, MemoryAccountingSeesAnAllocation) {
+  LeakCheck leaks;
+  auto child =
+      probe_container({"hold", "64"}).std_out(hutch::Stdio::piped()).cgroup(CGroup{}).spawn();
+  ASSERT_TRUE(child) << child.error().message();
+  char buffer[32] = {};
+  ASSERT_GT(::read(child->stdout_pipe().get(), buffer, sizeof buffer), 0);
+  auto stats = child->stats().value();
+  EXPECT_GE(stats.memory_current, 64_MiB);
+  EXPECT_LT(stats.memory_current, 96_MiB);
+  EXPECT_GE(stats.memory_peak, stats.memory_current);
+  EXPECT_EQ(stats.pids_current, 1u);
+}
+
+TEST_F(CGroupTest, ContainerIsInItsCgroupFromTheFirstInstruction) {
+  LeakCheck leaks;
+  // With a cgroup namespace, its own cgroup is "/" in every hierarchy we created.
+  auto seen = lines(run_ok(probe_container({"cat", "/proc/self/cgroup"}).cgroup(CGroup{})));
+  ASSERT_FALSE(seen.empty());
+  for (const auto& line : seen) {
+    if (line.find(":memory:") != std::string::npos || line.find(":pids:") != std::string::npos ||
+        line.rfind("0::", 0) == 0) {
+      EXPECT_EQ(line.substr(line.rfind(':')), ":/") << line;
+    }
+  }
+  // Without one, the path ends in the cgroup's name.
+  auto named = run_ok(probe_container({"cat", "/proc/self/cgroup"})
+                          .namespaces(Namespaces::all().without(Namespace::cgroup))
+                          .cgroup(CGroup{"hutch-t-placement"}));
+  EXPECT_NE(named.find("pids:/hutch-t-placement\n"), std::string::npos) << named;
+}
+
+TEST_F(CGroupTest, BadInputFailsBeforeAnythingIsCreated) {
+  LeakCheck leaks;
+  std::vector<std::pair<CGroup, std::string>> cases = {
+      {CGroup{"a/b"}, "one path component"},
+      {CGroup{".."}, "one path component"},
+      {CGroup{}.memory_max(0), "memory_max"},
+      {CGroup{}.cpu_max(0.0), "cpu_max"},
+      {CGroup{}.cpu_max(100, 100000), "cpu_max"},
+      {CGroup{}.cpu_weight(0), "cpu_weight"},
+      {CGroup{}.pids_max(0), "pids_max"},
+      {CGroup{}.io_weight(20000), "io_weight"},
+      {CGroup{}.cpuset_cpus("0-999"), "subset"},
+      {CGroup{}.cpuset_cpus("x"), "cpuset_cpus"},
+      {CGroup{}.io_max({.device = "/dev/nonexistent-disk", .read_bps = 1}), "io_max device"},
+      {CGroup{}.io_max({.device = "/dev/null", .read_bps = 1}), "block device"},
+  };
+  for (auto& [spec, text] : cases) {
+    auto r = probe_container({"pid"}).cgroup(spec).spawn();
+    ASSERT_FALSE(r) << text;
+    EXPECT_EQ(r.error().step, Step::validate) << r.error().message();
+    EXPECT_NE(r.error().message().find(text), std::string::npos) << r.error().message();
+  }
+}
+
+TEST_F(CGroupTest, ANameThatExistsIsNotAdopted) {
+  LeakCheck leaks;
+  auto first = probe_container({"sleep", "30"})
+                   .std_out(hutch::Stdio::null())
+                   .cgroup(CGroup{"hutch-t-taken"})
+                   .spawn();
+  ASSERT_TRUE(first) << first.error().message();
+  auto second = probe_container({"pid"}).cgroup(CGroup{"hutch-t-taken"}).spawn();
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().step, Step::cgroup_create);
+  EXPECT_EQ(second.error().errno_value(), EEXIST);
+  EXPECT_NE(second.error().message().find("only uses cgroups it creates"), std::string::npos);
+}
+
+TEST_F(CGroupTest, TwoHundredSpawnsLeaveNoCgroup) {
+  LeakCheck leaks;
+  const Container c = probe_container({"exit", "0"}).cgroup(CGroup{}.pids_max(16));
+  for (int i = 0; i < 200; ++i) {
+    auto child = c.spawn();
+    ASSERT_TRUE(child) << child.error().message();
+    if (i % 2) {
+      ASSERT_TRUE(child->wait());
+    }
+  }
+}
+
+TEST(CGroupRootless, WithoutDelegationTheErrorSaysWhy) {
+  HUTCH_REQUIRE_ROOTLESS();
+  LeakCheck leaks;
+  auto r = probe_container({"pid"}).cgroup(CGroup{}.pids_max(8)).spawn();
+  if (r) GTEST_SKIP() << "this machine delegates a cgroup subtree to this user";
+  EXPECT_EQ(r.error().step, Step::cgroup_create) << r.error().message();
+  EXPECT_TRUE(r.error().message().find("delegat") != std::string::npos ||
+              r.error().message().find("only by root") != std::string::npos)
+      << r.error().message();
+}
+
+TEST(CGroupLayout, DetectsTheHostLayout) {
+  auto& layout = hutch::detail::host_layout();
+  ASSERT_TRUE(layout) << layout.error().message();
+  std::string cgroup = read_file("/proc/self/cgroup");
+  if (cgroup.find(":memory:") != std::string::npos) {
+    EXPECT_NE(layout->kind, hutch::CGroupLayout::unified);
+  } else {
+    EXPECT_EQ(layout->kind, hutch::CGroupLayout::unified);
+  }
+  fmt::print("cgroup layout: {}\n", layout->kind);
+}
+
+}  // namespace
