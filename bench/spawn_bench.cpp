@@ -3,8 +3,13 @@
 // (the machine is shared and noisy); ratios to fork+exec are what to read.
 #include <benchmark/benchmark.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
 
 #include <hutch/hutch.hpp>
 
@@ -84,6 +89,40 @@ BENCHMARK_CAPTURE(container, user_pid_mount_uts_ipc,
     ->UseRealTime();
 BENCHMARK_CAPTURE(container, all_but_net, Namespaces::all().without(Namespace::net))->UseRealTime();
 BENCHMARK_CAPTURE(container, all, Namespaces::all())->UseRealTime();
+
+/// A root filesystem holding only the payload, made once in /tmp for the run.
+const std::string& payload_root() {
+  static const std::string root = [] {
+    char pattern[] = "/tmp/hutch-bench-XXXXXX";
+    std::string dir = ::mkdtemp(pattern);
+    std::filesystem::copy_file(payload, dir + "/true");
+    ::chmod((dir + "/true").c_str(), 0755);
+    ::chmod(dir.c_str(), 0755);
+    std::atexit([] { std::filesystem::remove_all(payload_root()); });
+    return dir;
+  }();
+  return root;
+}
+
+void container_rootfs(benchmark::State& state, bool overlay, bool cgroup) {
+  hutch::RootFs root = hutch::RootFs::directory(payload_root());
+  if (overlay) root.overlay();
+  hutch::Container c = hutch::Container{}
+                           .command({"/true"})
+                           .namespaces(Namespaces::all().without(Namespace::net))
+                           .rootfs(root);
+  if (cgroup) c.cgroup(hutch::CGroup{}.pids_max(64).memory_max(64 << 20));
+  for (auto _ : state) {
+    auto status = c.run();
+    if (!status || !status->success()) {
+      state.SkipWithError(status ? "payload failed" : status.error().message().c_str());
+      break;
+    }
+  }
+}
+BENCHMARK_CAPTURE(container_rootfs, all_but_net_rootfs, false, false)->UseRealTime();
+BENCHMARK_CAPTURE(container_rootfs, all_but_net_overlay, true, false)->UseRealTime();
+BENCHMARK_CAPTURE(container_rootfs, all_but_net_overlay_cgroup, true, true)->UseRealTime();
 
 }  // namespace
 
