@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -90,18 +91,24 @@ BENCHMARK_CAPTURE(container, user_pid_mount_uts_ipc,
 BENCHMARK_CAPTURE(container, all_but_net, Namespaces::all().without(Namespace::net))->UseRealTime();
 BENCHMARK_CAPTURE(container, all, Namespaces::all())->UseRealTime();
 
-/// A root filesystem holding only the payload, made once in /tmp for the run.
-const std::string& payload_root() {
-  static const std::string root = [] {
-    char pattern[] = "/tmp/hutch-bench-XXXXXX";
-    std::string dir = ::mkdtemp(pattern);
+/// A root filesystem holding only the payload, made once in /tmp for the run and removed at
+/// exit.
+char payload_root_path[64];
+
+const char* payload_root() {
+  if (payload_root_path[0] == '\0') {
+    std::snprintf(payload_root_path, sizeof payload_root_path, "/tmp/hutch-bench-XXXXXX");
+    ::mkdtemp(payload_root_path);
+    std::string dir = payload_root_path;
     std::filesystem::copy_file(payload, dir + "/true");
     ::chmod((dir + "/true").c_str(), 0755);
-    ::chmod(dir.c_str(), 0755);
-    std::atexit([] { std::filesystem::remove_all(payload_root()); });
-    return dir;
-  }();
-  return root;
+    ::chmod(payload_root_path, 0755);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(payload_root_path, ec);
+    });
+  }
+  return payload_root_path;
 }
 
 void container_rootfs(benchmark::State& state, bool overlay, bool cgroup) {

@@ -29,10 +29,7 @@ class TempDir {
     path_ = ::mkdtemp(pattern);
     ::chmod(path_.c_str(), 0755);
   }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
+  ~TempDir() { EXPECT_TRUE(hutch::detail::ScratchDir::remove_tree(path_)) << path_; }
   const std::string& path() const { return path_; }
   std::vector<std::string> entries() const {
     std::vector<std::string> out;

@@ -207,22 +207,18 @@ class Child {
   const LiveCGroup* cgroup() const noexcept { return cgroup_ ? &*cgroup_ : nullptr; }
   /// Resource use so far (also after wait(), until the Child is destroyed).
   result<CGroupStats> stats() const {
-    if (!cgroup_) return no_cgroup();
-    return cgroup_->stats();
+    return on_cgroup([](const LiveCGroup& g) { return g.stats(); });
   }
   /// Stops / resumes every process of the container (cgroup freezer).
   result<void> freeze() const {
-    if (!cgroup_) return no_cgroup();
-    return cgroup_->freeze();
+    return on_cgroup([](const LiveCGroup& g) { return g.freeze(); });
   }
   result<void> thaw() const {
-    if (!cgroup_) return no_cgroup();
-    return cgroup_->thaw();
+    return on_cgroup([](const LiveCGroup& g) { return g.thaw(); });
   }
   /// Kills every process of the container's cgroup, also those that left its process tree.
   result<void> kill_all() const {
-    if (!cgroup_) return no_cgroup();
-    return cgroup_->kill_all();
+    return on_cgroup([](const LiveCGroup& g) { return g.kill_all(); });
   }
 
   /// Gives up ownership: the destructor will neither kill nor reap the process and skips the
@@ -249,8 +245,13 @@ class Child {
         cgroup_(std::move(cgroup)) {}
 
  private:
-  static Error no_cgroup() {
-    return make_error(Step::cgroup_read, ENOENT, "", "the container was spawned without a cgroup");
+  template <class F>
+  auto on_cgroup(F f) const -> decltype(f(std::declval<const LiveCGroup&>())) {
+    if (!cgroup_) {
+      return make_error(Step::cgroup_read, ENOENT, "",
+                        "the container was spawned without a cgroup");
+    }
+    return f(*cgroup_);
   }
 
   ExitStatus reaped(const siginfo_t& info) {

@@ -172,7 +172,12 @@ class ScratchDir {
   result<void> remove() noexcept {
     if (path_.empty() || keep_) return success();
     std::string path = std::exchange(path_, {});
-    // overlayfs leaves work/work with mode 000; make every directory ours to empty first.
+    return remove_tree(path);
+  }
+
+  /// Removes `path` and everything below it. overlayfs leaves work/work with mode 000, so
+  /// every directory is first made ours to empty.
+  static result<void> remove_tree(const std::string& path) noexcept {
     std::error_code ec;
     ::chmod(path.c_str(), 0700);
     for (auto it = std::filesystem::recursive_directory_iterator(path, ec);
