@@ -20,16 +20,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// Every cgroup directory whose name starts with "hutch" below the cgroups this process is
-/// in, in every hierarchy.
+/// A cgroup name of this test process (ctest runs test processes side by side).
+std::string unique(const std::string& name) {
+  return fmt::format("hutch-{}-{}", ::getpid(), name);
+}
+
+/// Every cgroup directory this test process may have created (named "hutch-<pid>-..."),
+/// below the cgroups it is in, in every hierarchy.
 std::vector<std::string> hutch_cgroups() {
+  const std::string prefix = fmt::format("hutch-{}-", ::getpid());
   std::vector<std::string> found;
   auto layout = hutch::detail::host_layout();
   if (!layout) return found;
   for (const auto& h : layout->hierarchies) {
     std::error_code ec;
     for (auto& e : fs::directory_iterator(h.own_dir(), ec)) {
-      if (e.is_directory() && e.path().filename().string().rfind("hutch", 0) == 0) {
+      if (e.is_directory() && e.path().filename().string().rfind(prefix, 0) == 0) {
         found.push_back(e.path());
       }
     }
@@ -56,7 +62,7 @@ class CGroupTest : public ::testing::Test {
 
 TEST_F(CGroupTest, PidsMaxStopsAForkLoop) {
   LeakCheck leaks;
-  auto out = run_ok(probe_container({"fork", "50"}).cgroup(CGroup{"hutch-t-pids"}.pids_max(10)));
+  auto out = run_ok(probe_container({"fork", "50"}).cgroup(CGroup{unique("pids")}.pids_max(10)));
   EXPECT_EQ(out, "forked 9 EAGAIN\n");  // PID 1 counts too
 }
 
@@ -167,8 +173,8 @@ TEST_F(CGroupTest, ContainerIsInItsCgroupFromTheFirstInstruction) {
   // Without one, the path ends in the cgroup's name.
   auto named = run_ok(probe_container({"cat", "/proc/self/cgroup"})
                           .namespaces(Namespaces::all().without(Namespace::cgroup))
-                          .cgroup(CGroup{"hutch-t-placement"}));
-  EXPECT_NE(named.find("pids:/hutch-t-placement\n"), std::string::npos) << named;
+                          .cgroup(CGroup{unique("placement")}));
+  EXPECT_NE(named.find("pids:/" + unique("placement") + "\n"), std::string::npos) << named;
 }
 
 TEST_F(CGroupTest, BadInputFailsBeforeAnythingIsCreated) {
@@ -199,10 +205,10 @@ TEST_F(CGroupTest, ANameThatExistsIsNotAdopted) {
   LeakCheck leaks;
   auto first = probe_container({"sleep", "30"})
                    .std_out(hutch::Stdio::null())
-                   .cgroup(CGroup{"hutch-t-taken"})
+                   .cgroup(CGroup{unique("taken")})
                    .spawn();
   ASSERT_TRUE(first) << first.error().message();
-  auto second = probe_container({"pid"}).cgroup(CGroup{"hutch-t-taken"}).spawn();
+  auto second = probe_container({"pid"}).cgroup(CGroup{unique("taken")}).spawn();
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().step, Step::cgroup_create);
   EXPECT_EQ(second.error().errno_value(), EEXIST);
