@@ -90,9 +90,14 @@ TEST_F(CGroupTest, CpuMaxQuarterGetsAQuarterOfACpu) {
   ASSERT_TRUE(child->wait());
   auto stats = child->stats();
   ASSERT_TRUE(stats);
-  double used = static_cast<double>(stats->cpu_user_us + stats->cpu_system_us) / 2e6;
-  EXPECT_GT(used, 0.15) << "share of a CPU over 2 s";
-  EXPECT_LT(used, 0.35) << "share of a CPU over 2 s";
+  // The share of one CPU over the time the limit was enforced, both read from the kernel's
+  // own accounting (100 ms periods): under emulation (the v2 run in qemu) the guest's wall
+  // clock and its CPU clock drift apart, the kernel's bookkeeping does not.
+  ASSERT_GT(stats->cpu_periods, 10u);
+  const double share = static_cast<double>(stats->cpu_user_us + stats->cpu_system_us) /
+                       (static_cast<double>(stats->cpu_periods) * 100000.0);
+  EXPECT_GT(share, 0.15) << stats->cpu_periods << " periods";
+  EXPECT_LT(share, 0.35) << stats->cpu_periods << " periods";
   EXPECT_GT(stats->cpu_throttled_periods, 0u);
 }
 
@@ -174,7 +179,9 @@ TEST_F(CGroupTest, ContainerIsInItsCgroupFromTheFirstInstruction) {
   auto named = run_ok(probe_container({"cat", "/proc/self/cgroup"})
                           .namespaces(Namespaces::all().without(Namespace::cgroup))
                           .cgroup(CGroup{unique("placement")}));
-  EXPECT_NE(named.find("pids:/" + unique("placement") + "\n"), std::string::npos) << named;
+  const bool v1 = named.find("pids:/" + unique("placement") + "\n") != std::string::npos;
+  const bool v2 = named.find("0::/" + unique("placement") + "\n") != std::string::npos;
+  EXPECT_TRUE(v1 || v2) << named;
 }
 
 TEST_F(CGroupTest, BadInputFailsBeforeAnythingIsCreated) {

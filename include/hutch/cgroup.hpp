@@ -126,6 +126,7 @@ struct CGroupStats {
   std::uint64_t pids_current = 0;
   std::uint64_t io_read_bytes = 0;
   std::uint64_t io_write_bytes = 0;
+  std::uint64_t cpu_periods = 0;  // enforcement periods elapsed under cpu_max
   std::uint64_t cpu_throttled_periods = 0;
   std::uint64_t cpu_throttled_us = 0;
 };
@@ -362,6 +363,7 @@ class LiveCGroup {
       std::string cpu = read_text(d + "/cpu.stat");
       s.cpu_user_us = keyed(cpu, "user_usec");
       s.cpu_system_us = keyed(cpu, "system_usec");
+      s.cpu_periods = keyed(cpu, "nr_periods");
       s.cpu_throttled_periods = keyed(cpu, "nr_throttled");
       s.cpu_throttled_us = keyed(cpu, "throttled_usec");
       s.pids_current = number(read_text(d + "/pids.current"));
@@ -382,6 +384,7 @@ class LiveCGroup {
     }
     if (auto d = dir_of("cpu")) {
       std::string cpu = read_text(*d + "/cpu.stat");
+      s.cpu_periods = keyed(cpu, "nr_periods");
       s.cpu_throttled_periods = keyed(cpu, "nr_throttled");
       s.cpu_throttled_us = keyed(cpu, "throttled_time") / 1000;
     }

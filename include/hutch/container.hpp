@@ -570,6 +570,10 @@ struct SpawnAccess {
     plan.unshare_cgroup = ns.contains(Namespace::cgroup);
     plan.die_with_parent = c.die_with_parent_;
     if (ns.contains(Namespace::time)) {
+      // A child that shares our memory cannot enter a new time namespace at clone (the
+      // kernel keeps it with the mm); it unshares one, writes the offsets before anyone is
+      // inside, and enters it at exec (newer kernels: seen on 6.18, not on 6.1; checked
+      // after exec below).
       plan.unshare_time = true;
       if (c.time_offsets_) {
         const TimeOffsets& t = *c.time_offsets_;
@@ -673,6 +677,11 @@ struct SpawnAccess {
     if (n == static_cast<ssize_t>(sizeof report)) return abandon(child_error(s, report));
     // EOF: the child exec'd (the pipe was close-on-exec) or died; either way it no longer
     // uses the stack or the plan.
+    if (plan.unshare_time && !entered_time_namespace(static_cast<pid_t>(pid))) {
+      return abandon(make_error(Step::unshare_time, ENOTSUP, "",
+                                "this kernel does not move a process into its new time "
+                                "namespace at exec (6.1 does not, 6.18 does)"));
+    }
     Teardown teardown;
     if (!s.scratch.path().empty()) {
       auto scratch = std::make_shared<ScratchDir>(std::move(s.scratch));
@@ -681,6 +690,17 @@ struct SpawnAccess {
     return Child(static_cast<pid_t>(pid), std::move(pidfd_owner), std::move(s.host_stdio[0]),
                  std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), std::move(cgroup),
                  std::move(teardown));
+  }
+
+  /// Whether `pid` sits in the time namespace it made for its children (a dead process
+  /// counts as yes: there is nothing left to run in the wrong one).
+  static bool entered_time_namespace(pid_t pid) {
+    struct stat self {
+    }, children{};
+    const std::string base = fmt::format("/proc/{}/ns/time", pid);
+    if (::stat(base.c_str(), &self) != 0) return true;
+    if (::stat((base + "_for_children").c_str(), &children) != 0) return true;
+    return self.st_ino == children.st_ino;
   }
 
   static Error clone_error(const Container& c, int err) {
