@@ -84,7 +84,13 @@ chmod +x "$initramfs/init"
 # 3. Boot and run.
 results=$work/results
 rm -rf "$results" && mkdir -p "$results"
-echo "'$binary' --gtest_filter='$filter' --gtest_color=no" > "$results/command"
+# As root, then the rootless cases as nobody (the root cgroup is not delegated to it).
+cat > "$results/command" <<COMMAND
+'$binary' --gtest_filter='$filter' --gtest_color=no; root=\$?
+setpriv --reuid=nobody --regid=nogroup --clear-groups \
+  '$binary' --gtest_filter='CGroupRootless*:Namespaces.Rootless*' --gtest_color=no; rootless=\$?
+[ \$root = 0 ] && [ \$rootless = 0 ]
+COMMAND
 timeout 1200 "$qemu" -machine q35 -cpu max -smp 2 -m 2048 -nographic -no-reboot \
   -kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable systemd.unified_cgroup_hierarchy=1" \
