@@ -88,6 +88,13 @@ TEST(RootFs, RootIsTheSnapshotAndTheHostIsUnreachable) {
   EXPECT_EQ(mountinfo(), before) << "the host's mount table changed";
 }
 
+TEST(RootFs, ChrootFallbackEntersTheSnapshotToo) {
+  LeakCheck leaks;
+  auto out = run_ok(in_busybox({"sh", "-c", "cat /etc/marker; ls /proc/1/root/etc/marker"},
+                               RootFs::directory(busybox).chroot_fallback()));
+  EXPECT_EQ(out, "snapshot\n/proc/1/root/etc/marker\n");
+}
+
 TEST(RootFs, BusyboxShellRunsInsideWithCwd) {
   LeakCheck leaks;
   auto out = run_ok(in_busybox({"sh", "-c", "pwd; cat /etc/marker; echo $PATH"}).cwd("/etc"));

@@ -531,10 +531,14 @@ struct SpawnAccess {
         if (index < s.mounts.size()) {
           const MountStep& m = s.mounts[index];
           std::string note;
-          if (m.kind == MountStep::Kind::bind && m.source)
+          if (m.fstype && std::string_view(m.fstype) == "overlay" &&
+              (err == EPERM || err == EINVAL) && ::geteuid() != 0) {
+            note = "overlayfs without root needs Linux >= 5.11";
+          } else if (m.kind == MountStep::Kind::bind && m.source) {
             note = fmt::format("bind of {}", m.source);
-          else if (m.fstype)
+          } else if (m.fstype) {
             note = fmt::format("{} filesystem", m.fstype);
+          }
           return make_error(step, err, m.target ? m.target : "", std::move(note));
         }
         return make_error(step, err);

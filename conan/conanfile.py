@@ -1,0 +1,62 @@
+import os
+
+from conan import ConanFile
+from conan.tools.cmake import CMake, CMakeToolchain, CMakeDeps, cmake_layout
+from conan.tools.files import copy
+
+required_conan_version = ">=2.0"
+
+
+class HutchConan(ConanFile):
+    name = "hutch"
+    version = "0.1.0"
+    description = "Header-only C++20 library to run Linux containers from a C++ program"
+    license = "MIT"
+    topics = ("containers", "namespaces", "cgroups", "sandbox", "header-only")
+    package_type = "header-library"
+    settings = "os", "arch", "compiler", "build_type"
+    no_copy_source = True
+
+    def export_sources(self):
+        root = os.path.join(self.recipe_folder, "..")
+        for pattern in ("CMakeLists.txt", "cmake/*", "include/*", "LICENSE*"):
+            copy(self, pattern, src=root, dst=self.export_sources_folder)
+
+    def layout(self):
+        cmake_layout(self)
+
+    def requirements(self):
+        self.requires("fmt/[>=9 <12]", transitive_headers=True)
+        self.requires("boost/[>=1.74]", transitive_headers=True, options={"header_only": True})
+
+    def validate(self):
+        from conan.errors import ConanInvalidConfiguration
+        from conan.tools.build import check_min_cppstd
+        if self.settings.os != "Linux":
+            raise ConanInvalidConfiguration("hutch runs Linux containers: Linux only")
+        check_min_cppstd(self, 20)
+
+    def package_id(self):
+        self.info.clear()
+
+    def generate(self):
+        tc = CMakeToolchain(self)
+        tc.cache_variables["HUTCH_BUILD_TESTS"] = False
+        tc.cache_variables["HUTCH_BUILD_BENCHMARKS"] = False
+        tc.cache_variables["HUTCH_BUILD_EXAMPLES"] = False
+        tc.cache_variables["HUTCH_INSTALL"] = True
+        tc.generate()
+        CMakeDeps(self).generate()
+
+    def package(self):
+        cmake = CMake(self)
+        cmake.configure()
+        cmake.install()
+
+    def package_info(self):
+        self.cpp_info.bindirs = []
+        self.cpp_info.libdirs = []
+        self.cpp_info.set_property("cmake_file_name", "hutch")
+        self.cpp_info.set_property("cmake_target_name", "hutch::hutch")
+        self.cpp_info.set_property("pkg_config_name", "hutch")
+        self.cpp_info.requires = ["fmt::fmt", "boost::headers"]

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Proves the package works for a consumer: installs hutch into a temporary prefix, builds
+# and runs a project that uses find_package(hutch), then one that uses add_subdirectory.
+# usage: run.sh SOURCE_DIR BUILD_DIR WORK_DIR
+set -eu
+source=$1 build=$2 work=$3
+rm -rf "$work" && mkdir -p "$work"
+cmake --install "$build" --prefix "$work/prefix" >/dev/null
+test -f "$work/prefix/share/cmake/hutch/hutchConfig.cmake"
+test -f "$work/prefix/share/pkgconfig/hutch.pc"
+cmake -S "$source/tests/consumer/find_package" -B "$work/find_package" \
+  -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/find_package" >/dev/null
+"$work/find_package/consumer"
+cmake -S "$source/tests/consumer/add_subdirectory" -B "$work/add_subdirectory" \
+  -DHUTCH_SOURCE_DIR="$source" >/dev/null
+cmake --build "$work/add_subdirectory" >/dev/null
+"$work/add_subdirectory/consumer"
+# pkg-config sees it too.
+PKG_CONFIG_PATH="$work/prefix/share/pkgconfig" pkg-config --cflags hutch
+rm -rf "$work"
