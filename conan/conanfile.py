@@ -11,7 +11,6 @@ class HutchConan(ConanFile):
     name = "hutch"
     version = "0.1.0"
     description = "Header-only C++20 library to run Linux containers from a C++ program"
-    license = "MIT"
     topics = ("containers", "namespaces", "cgroups", "sandbox", "header-only")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
