@@ -282,6 +282,29 @@ TEST(Stdio, NullFileAndFdModes) {
   ::unlink(path);
 }
 
+TEST(Stdio, TtyGivesAControllingTerminalWithItsWindowSize) {
+  LeakCheck leaks;
+  auto child = Container{}
+                   .command({"/bin/sh", "-c",
+                             "test -t 0 && test -t 1 && test -t 2 && echo is-a-tty; read x; "
+                             "stty size; ps -o sid= -p $$ >/dev/null; echo done"})
+                   .tty()
+                   .spawn();
+  ASSERT_TRUE(child) << child.error().message();
+  ASSERT_TRUE(child->pty());
+  ASSERT_TRUE(child->resize(33, 101));
+  ASSERT_EQ(::write(child->pty().get(), "go\n", 3), 3);
+  std::string seen;
+  char buffer[256];
+  ssize_t n;
+  // Reads until the container closes its side (EIO on the master).
+  while ((n = ::read(child->pty().get(), buffer, sizeof buffer)) > 0) seen.append(buffer, n);
+  auto status = child->wait();
+  ASSERT_TRUE(status && status->success()) << seen;
+  EXPECT_NE(seen.find("is-a-tty"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("33 101"), std::string::npos) << seen;
+}
+
 // --- descriptors ---------------------------------------------------------------------------
 
 TEST(Fds, OnlyStdioAndPassedFdsReachTheContainer) {

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -84,6 +85,8 @@ class Child {
       stdin_ = std::move(other.stdin_);
       stdout_ = std::move(other.stdout_);
       stderr_ = std::move(other.stderr_);
+      pty_ = std::move(other.pty_);
+      scratch_dir_ = std::move(other.scratch_dir_);
       status_ = std::exchange(other.status_, std::nullopt);
       teardown_ = std::exchange(other.teardown_, nullptr);
       cgroup_.reset();
@@ -107,6 +110,20 @@ class Child {
   Fd& stdin_pipe() noexcept { return stdin_; }
   Fd& stdout_pipe() noexcept { return stdout_; }
   Fd& stderr_pipe() noexcept { return stderr_; }
+  /// The host directory holding the overlay's writable layer (upper/), when the container
+  /// has an overlay root; empty otherwise.
+  const std::string& scratch_dir() const noexcept { return scratch_dir_; }
+  void set_scratch_dir(std::string dir) { scratch_dir_ = std::move(dir); }
+  /// The host end (master) of the container's terminal, with `Container::tty()`.
+  Fd& pty() noexcept { return pty_; }
+  /// Sets the terminal's window size (TIOCSWINSZ); the container gets SIGWINCH.
+  result<void> resize(unsigned short rows, unsigned short columns) {
+    winsize size{rows, columns, 0, 0};
+    if (!pty_ || ::ioctl(pty_.get(), TIOCSWINSZ, &size) != 0) {
+      return make_error(Step::open_pty, pty_ ? errno : ENOTTY, "", "resize");
+    }
+    return success();
+  }
 
   /// Blocks until the container's init process ends, reaps it and tears the container down.
   /// Later calls return the same status.
@@ -275,7 +292,8 @@ class Child {
 
   pid_t pid_ = -1;
   Fd pidfd_;
-  Fd stdin_, stdout_, stderr_;
+  Fd stdin_, stdout_, stderr_, pty_;
+  std::string scratch_dir_;
   std::optional<ExitStatus> status_;
   detail::Teardown teardown_;
   std::optional<LiveCGroup> cgroup_;

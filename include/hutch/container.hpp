@@ -2,6 +2,8 @@
 #pragma once
 
 #include <fcntl.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -156,6 +158,13 @@ class Container {
     stdio_[0] = stdio_[1] = stdio_[2] = s;
     return *this;
   }
+  /// Gives the container a pseudo-terminal as stdin, stdout and stderr (overriding their
+  /// Stdio), in a session of its own with the terminal as its controlling tty; the host end
+  /// is `Child::pty()`. Set the window size with `Child::resize()`.
+  Container& tty(bool yes = true) {
+    tty_ = yes;
+    return *this;
+  }
   /// Makes host descriptor `host_fd` appear as `container_fd` (>= 3) inside. The host keeps
   /// owning `host_fd`; it must stay open until spawn() returns.
   Container& pass_fd(int host_fd, int container_fd) {
@@ -233,6 +242,7 @@ class Container {
   std::optional<RootFs> rootfs_;
   std::optional<CGroup> cgroup_;
   bool die_with_parent_ = true;
+  bool tty_ = false;
 
   friend struct detail::SpawnAccess;
 };
@@ -300,6 +310,7 @@ struct SpawnState {
   std::vector<FdMove> fd_moves;
   Fd child_stdio[3];  // the container's ends
   Fd host_stdio[3];   // the host's ends of pipes
+  Fd pty_master;      // the host's end of the container's terminal
   Fd report_read, report_write;
   Fd sync_host, sync_child;
   bool searched_path = false;
@@ -423,7 +434,27 @@ struct SpawnAccess {
     for (auto& p : s.strings_exec) s.exec_paths.push_back(p.c_str());
   }
 
+  static result<void> open_pty(SpawnState& s) {
+    Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master) return last_error(Step::open_pty, "/dev/ptmx");
+    if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
+      return last_error(Step::open_pty, "/dev/ptmx");
+    }
+    char name[64];
+    if (::ptsname_r(master.get(), name, sizeof name) != 0) {
+      return last_error(Step::open_pty, "ptsname");
+    }
+    Fd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave) return last_error(Step::open_pty, name);
+    for (int i = 0; i < 3; ++i) s.fd_moves.push_back({slave.get(), i});
+    s.child_stdio[0] = std::move(slave);
+    s.pty_master = std::move(master);
+    s.plan.tty = true;
+    return success();
+  }
+
   static result<void> open_stdio(const Container& c, SpawnState& s) {
+    if (c.tty_) return open_pty(s);
     for (int i = 0; i < 3; ++i) {
       const Stdio& io = c.stdio_[i];
       switch (io.kind()) {
@@ -469,6 +500,9 @@ struct SpawnAccess {
         if (!scratch) return scratch.error();
         s.scratch = std::move(*scratch);
         BOOST_OUTCOME_TRYV(RootFsPlanner::check_overlay_path(s.scratch.path()));
+        if (!own) {
+          BOOST_OUTCOME_TRYV(prepare_scratch(c, s.scratch.path()));
+        }
       }
       RootFsPlanner planner{fs, c.namespaces_, s.mount_strings, s.mounts};
       auto root = planner.plan(s.scratch.path());
@@ -486,6 +520,33 @@ struct SpawnAccess {
                           .target = "/proc",
                           .fstype = "proc",
                           .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    }
+    return success();
+  }
+
+  /// The host id that container id 0 maps to (the caller's own without a map).
+  static std::uint32_t outside_root(const std::vector<IdMap>& map, std::uint32_t own) {
+    for (const IdMap& m : map) {
+      if (m.inside == 0) return m.outside;
+    }
+    return own;
+  }
+
+  /// An overlay in a directory the user named lives on a host filesystem: create its upper,
+  /// work and mount directories here, owned by the container's root, so that a user
+  /// namespace whose root is not the caller can still write to them.
+  static result<void> prepare_scratch(const Container& c, const std::string& scratch) {
+    const bool userns = c.namespaces_.contains(Namespace::user);
+    const uid_t uid = userns ? outside_root(c.uid_map_, ::geteuid()) : ::geteuid();
+    const gid_t gid = userns ? outside_root(c.gid_map_, ::getegid()) : ::getegid();
+    for (const char* name : {"", "/upper", "/work", "/root"}) {
+      const std::string dir = scratch + name;
+      if (*name && ::mkdir(dir.c_str(), 0755) != 0) return last_error(Step::prepare_rootfs, dir);
+      if ((uid != ::geteuid() || gid != ::getegid()) && ::chown(dir.c_str(), uid, gid) != 0) {
+        return last_error(Step::prepare_rootfs, dir,
+                          "giving the scratch directory to the "
+                          "container's root");
+      }
     }
     return success();
   }
@@ -508,6 +569,8 @@ struct SpawnAccess {
         return make_error(step, err, s.cwd);
       case Step::set_hostname:
         return make_error(step, err, s.hostname);
+      case Step::set_controlling_tty:
+        return make_error(step, err, "fd 0");
       case Step::setup_fds:
         return make_error(step, err, fmt::format("fd {}", report.index));
       case Step::set_uid:
@@ -687,13 +750,17 @@ struct SpawnAccess {
                                 "namespace at exec (6.1 does not, 6.18 does)"));
     }
     Teardown teardown;
+    std::string scratch_dir = s.scratch.path();
     if (!s.scratch.path().empty()) {
       auto scratch = std::make_shared<ScratchDir>(std::move(s.scratch));
       teardown = [scratch] { (void)scratch->remove(); };
     }
-    return Child(static_cast<pid_t>(pid), std::move(pidfd_owner), std::move(s.host_stdio[0]),
-                 std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), std::move(cgroup),
-                 std::move(teardown));
+    Child child(static_cast<pid_t>(pid), std::move(pidfd_owner), std::move(s.host_stdio[0]),
+                std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), std::move(cgroup),
+                std::move(teardown));
+    child.pty() = std::move(s.pty_master);
+    child.set_scratch_dir(std::move(scratch_dir));
+    return child;
   }
 
   /// Whether `pid` sits in the time namespace it made for its children (a dead process

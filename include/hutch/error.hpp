@@ -26,6 +26,7 @@ enum class Step : std::uint8_t {
   validate,
   // Host side of spawn().
   open_stdio,
+  open_pty,
   create_pipe,
   allocate_stack,
   clone,
@@ -38,6 +39,7 @@ enum class Step : std::uint8_t {
   set_parent_death_signal,
   wait_for_parent,
   setup_fds,
+  set_controlling_tty,
   reset_signals,
   set_hostname,
   set_loopback_up,
@@ -91,6 +93,8 @@ constexpr StepInfo step_info(Step step) noexcept {
       return {"spawn", "invalid container description", false};
     case Step::open_stdio:
       return {"spawn", "open stdio", false};
+    case Step::open_pty:
+      return {"spawn", "open pseudo-terminal", false};
     case Step::create_pipe:
       return {"spawn", "create pipe", false};
     case Step::allocate_stack:
@@ -113,6 +117,8 @@ constexpr StepInfo step_info(Step step) noexcept {
       return {"spawn", "wait for parent", true};
     case Step::setup_fds:
       return {"spawn", "set up fd", true};
+    case Step::set_controlling_tty:
+      return {"spawn", "make the terminal the controlling tty", true};
     case Step::reset_signals:
       return {"spawn", "reset signals", true};
     case Step::set_hostname:

@@ -5,10 +5,10 @@
 # host's / read-only over 9p, switches its root to it and runs the tests with the host's
 # libraries.
 #
-# usage: run-cgroup-v2.sh WORKDIR TEST_BINARY [GTEST_FILTER]
+# usage: run-cgroup-v2.sh WORKDIR TEST_BINARY PROBE [GTEST_FILTER]
 # Exits 77 (skipped) when qemu or the kernel package cannot be had.
 set -eu
-work=$1 binary=$(readlink -f "$2") filter=${3:-'CGroup*:Namespaces*:Child*'}
+work=$1 binary=$2 probe=$3 filter=${4:-'CGroup*:Namespaces*:Child*'}
 qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || { echo "skipped: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"; exit 77; }
 [ "$(uname -m)" = x86_64 ] || { echo "skipped: the v2 harness boots an amd64 kernel"; exit 77; }
@@ -84,11 +84,18 @@ chmod +x "$initramfs/init"
 # 3. Boot and run.
 results=$work/results
 rm -rf "$results" && mkdir -p "$results"
+# The binaries travel on the results share: the build tree may sit below /tmp, which the
+# guest covers with its own tmpfs.
+mkdir -p "$results/bin"
+cp "$binary" "$results/bin/tests" && cp "$probe" "$results/bin/probe"
+chmod -R a+rX "$results"
 # As root, then the rootless cases as nobody (the root cgroup is not delegated to it).
 cat > "$results/command" <<COMMAND
-'$binary' --gtest_filter='$filter' --gtest_color=no; root=\$?
+export HUTCH_PROBE=/run/results/bin/probe
+/run/results/bin/tests --gtest_filter='$filter' --gtest_color=no; root=\$?
 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-  '$binary' --gtest_filter='CGroupRootless*:Namespaces.Rootless*' --gtest_color=no; rootless=\$?
+  /run/results/bin/tests --gtest_filter='CGroupRootless*:Namespaces.Rootless*' --gtest_color=no
+rootless=\$?
 [ \$root = 0 ] && [ \$rootless = 0 ]
 COMMAND
 timeout 1200 "$qemu" -machine q35 -cpu max -smp 2 -m 2048 -nographic -no-reboot \

@@ -493,6 +493,12 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   Plan patched = plan;  // the report pipe may have moved
   patched.error_fd = error_fd;
 
+  if (patched.tty) {
+    // A session of its own with the terminal as its controlling tty, as a login has.
+    long r = raw::sys(SYS_setsid);
+    if (r >= 0) r = raw::sys(SYS_ioctl, 0, TIOCSCTTY, 0);
+    if (r < 0) fail(patched, Step::set_controlling_tty, r);
+  }
   if (patched.set_ids) set_identity(patched);
   if (patched.cwd) {
     long r = raw::sys(SYS_chdir, patched.cwd);

@@ -92,6 +92,7 @@ struct Plan {
   const FdMove* fd_moves = nullptr;
   std::size_t fd_move_count = 0;
   int max_target = 2;
+  bool tty = false;        // stdio is a pseudo-terminal: new session, controlling tty on fd 0
   int error_fd = -1;       // write end of the close-on-exec report pipe
   int sync_read_fd = -1;   // the host writes one byte when the child may go on
   int sync_write_fd = -1;  // the child's copy of the host end, closed first thing

@@ -1,0 +1,322 @@
+// hutch-run: a small `docker run` on the library, with no daemon.
+//
+//   hutch-run --rootfs DIR [--memory 64M] [--cpus 0.5] [--pids 64] [--net none|host]
+//             [--hostname H] [--env K=V]... [--volume HOST:CTR[:ro]]... [--read-only]
+//             [--workdir D] [--user U[:G]] [--rm] [-i] [-t] [--] CMD [ARGS...]
+//
+// The root filesystem is used through a copy-on-write overlay: the directory itself is
+// never written. With --rm the writable layer is thrown away; without it, it is kept and its
+// path printed, as `docker run` without --rm keeps the stopped container.
+// Exit status as docker's: the command's own, 128+N when killed by signal N, 125 when
+// hutch-run itself fails, 126 when the command cannot be executed, 127 when it is not found.
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <hutch/hutch.hpp>
+
+namespace {
+
+constexpr int exit_hutch_failed = 125;
+
+int fail(const std::string& message) {
+  fmt::print(stderr, "hutch-run: {}\n", message);
+  return exit_hutch_failed;
+}
+
+/// "64M", "1g", "512k", "1048576" -> bytes.
+std::optional<std::uint64_t> parse_size(std::string text) {
+  if (text.empty()) return std::nullopt;
+  std::uint64_t unit = 1;
+  switch (std::tolower(static_cast<unsigned char>(text.back()))) {
+    case 'k':
+      unit = 1ull << 10;
+      break;
+    case 'm':
+      unit = 1ull << 20;
+      break;
+    case 'g':
+      unit = 1ull << 30;
+      break;
+    default:
+      break;
+  }
+  if (unit != 1) text.pop_back();
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  return std::stoull(text) * unit;
+}
+
+/// "1000", "1000:1000" or a user name from the root filesystem's /etc/passwd.
+std::optional<std::pair<uid_t, gid_t>> parse_user(const std::string& spec,
+                                                  const std::string& rootfs) {
+  auto colon = spec.find(':');
+  std::string user = spec.substr(0, colon);
+  auto numeric = [](const std::string& s) {
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+  };
+  std::optional<std::pair<uid_t, gid_t>> found;
+  if (numeric(user)) {
+    uid_t uid = static_cast<uid_t>(std::stoul(user));
+    found = std::pair<uid_t, gid_t>{uid, uid};
+  } else {
+    std::ifstream passwd(rootfs + "/etc/passwd");
+    for (std::string line; std::getline(passwd, line);) {
+      std::vector<std::string> fields;
+      std::stringstream in(line);
+      for (std::string f; std::getline(in, f, ':');) fields.push_back(f);
+      if (fields.size() >= 4 && fields[0] == user && numeric(fields[2]) && numeric(fields[3])) {
+        found = std::pair<uid_t, gid_t>{static_cast<uid_t>(std::stoul(fields[2])),
+                                        static_cast<gid_t>(std::stoul(fields[3]))};
+      }
+    }
+  }
+  if (found && colon != std::string::npos) {
+    std::string group = spec.substr(colon + 1);
+    if (!numeric(group)) return std::nullopt;
+    found->second = static_cast<gid_t>(std::stoul(group));
+  }
+  return found;
+}
+
+/// Puts the terminal on stdin in raw mode for the lifetime of the object.
+class RawTerminal {
+ public:
+  RawTerminal() {
+    if (::tcgetattr(0, &saved_) != 0) return;
+    termios raw = saved_;
+    ::cfmakeraw(&raw);
+    active_ = ::tcsetattr(0, TCSANOW, &raw) == 0;
+  }
+  ~RawTerminal() {
+    if (active_) ::tcsetattr(0, TCSANOW, &saved_);
+  }
+
+ private:
+  termios saved_{};
+  bool active_ = false;
+};
+
+void copy_window_size(hutch::Child& child) {
+  winsize size{};
+  if (::ioctl(0, TIOCGWINSZ, &size) == 0 || ::ioctl(1, TIOCGWINSZ, &size) == 0) {
+    (void)child.resize(size.ws_row, size.ws_col);
+  }
+}
+
+/// Waits for the container while passing on signals (and, with a terminal, its bytes).
+hutch::result<hutch::ExitStatus> supervise(hutch::Child& child, int signals, bool tty) {
+  std::optional<RawTerminal> raw;
+  if (tty) {
+    if (::isatty(0)) raw.emplace();
+    copy_window_size(child);
+  }
+  bool stdin_open = tty;
+  for (;;) {
+    pollfd fds[4] = {{child.pidfd(), POLLIN, 0},
+                     {signals, POLLIN, 0},
+                     {tty ? child.pty().get() : -1, POLLIN, 0},
+                     {stdin_open ? 0 : -1, POLLIN, 0}};
+    if (::poll(fds, 4, -1) < 0 && errno != EINTR) break;
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(signals, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        if (info.ssi_signo == SIGWINCH) {
+          copy_window_size(child);
+        } else {
+          (void)child.kill(static_cast<int>(info.ssi_signo));
+        }
+      }
+    }
+    char buffer[65536];
+    if (fds[2].revents & (POLLIN | POLLHUP)) {
+      ssize_t n = ::read(child.pty().get(), buffer, sizeof buffer);
+      if (n > 0) {
+        (void)!::write(1, buffer, static_cast<std::size_t>(n));
+      } else {
+        tty = false;  // EIO: every process inside closed the terminal
+      }
+    }
+    if (fds[3].revents & (POLLIN | POLLHUP)) {
+      ssize_t n = ::read(0, buffer, sizeof buffer);
+      if (n > 0) {
+        (void)!::write(child.pty().get(), buffer, static_cast<std::size_t>(n));
+      } else {
+        stdin_open = false;
+      }
+    }
+    if (fds[0].revents & POLLIN) {
+      // Drain what the terminal still holds, then reap.
+      while (tty) {
+        pollfd p{child.pty().get(), POLLIN, 0};
+        if (::poll(&p, 1, 0) <= 0) break;
+        ssize_t n = ::read(child.pty().get(), buffer, sizeof buffer);
+        if (n <= 0) break;
+        (void)!::write(1, buffer, static_cast<std::size_t>(n));
+      }
+      break;
+    }
+  }
+  raw.reset();
+  return child.wait();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Run a command in a new container, like `docker run`, with no daemon.", "hutch-run"};
+  std::string rootfs, memory, net = "none", hostname, workdir, user;
+  double cpus = 0;
+  std::uint64_t pids = 0;
+  std::vector<std::string> env, volumes;
+  bool read_only = false, remove = false, interactive = false, tty = false;
+  app.set_help_flag("--help", "Print this help and exit");  // -h is --hostname, as in docker
+  app.add_option("--rootfs", rootfs, "Directory holding the container's root filesystem")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--memory,-m", memory, "Memory limit, e.g. 64M or 1G");
+  app.add_option("--cpus", cpus, "CPU limit as a number of CPUs, e.g. 0.5")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--pids", pids, "Limit on the number of processes")->check(CLI::PositiveNumber);
+  app.add_option("--net", net, "Network: none (own namespace with loopback) or host")
+      ->check(CLI::IsMember({"none", "host"}));
+  app.add_option("--hostname,-h", hostname, "Hostname inside the container");
+  app.add_option("--env,-e", env, "Set an environment variable KEY=VALUE (repeatable)");
+  app.add_option("--volume,-v", volumes, "Bind mount HOST:CONTAINER[:ro] (repeatable)");
+  app.add_flag("--read-only", read_only, "Mount the root filesystem read-only");
+  app.add_option("--workdir,-w", workdir, "Working directory inside the container");
+  app.add_option("--user,-u", user,
+                 "User to run as: UID[:GID] or a name from the root's "
+                 "/etc/passwd");
+  app.add_flag("--rm", remove, "Throw the container's writes away when it exits");
+  app.add_flag("--interactive,-i", interactive, "Keep stdin open (otherwise /dev/null)");
+  app.add_flag("--tty,-t", tty, "Give the container a terminal (window size forwarded)");
+  app.prefix_command();  // everything after the command is the command's own
+  app.footer(
+      "Exit status: the command's, 128+N if killed by signal N, 125 if hutch-run "
+      "failed, 126 if the command cannot run, 127 if it is not found.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "hutch-run: {}\nTry 'hutch-run --help' for more information.\n", e.what());
+    return exit_hutch_failed;
+  }
+  std::vector<std::string> command = app.remaining();
+  if (!command.empty() && command.front() == "--") command.erase(command.begin());
+  const bool separated = std::find(argv, argv + argc, std::string_view("--")) != argv + argc;
+  if (!command.empty() && command.front().size() > 1 && command.front()[0] == '-' && !separated) {
+    return fail(fmt::format("unknown option {}\nTry 'hutch-run --help' for more information.",
+                            command.front()));
+  }
+  if (command.empty()) {
+    return fail("no command given\nTry 'hutch-run --help' for more information.");
+  }
+
+  hutch::RootFs root = hutch::RootFs::directory(rootfs);
+  std::string keep_parent;
+  if (remove) {
+    root.overlay();
+  } else {
+    const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+    keep_parent = fmt::format("{}/hutch-run", runtime && *runtime ? runtime : "/tmp");
+    std::error_code ec;
+    std::filesystem::create_directories(keep_parent, ec);
+    root.overlay(keep_parent, /*keep=*/true);
+  }
+  if (read_only) root.read_only();
+  for (const auto& volume : volumes) {
+    std::vector<std::string> parts;
+    std::stringstream in(volume);
+    for (std::string p; std::getline(in, p, ':');) parts.push_back(p);
+    if (parts.size() < 2 || parts.size() > 3 ||
+        (parts.size() == 3 && parts[2] != "ro" && parts[2] != "rw")) {
+      return fail(fmt::format("--volume {}: expected HOST:CONTAINER[:ro]", volume));
+    }
+    std::error_code ec;
+    auto host = std::filesystem::absolute(parts[0], ec);
+    root.bind(host.string(), parts[1],
+              parts.size() == 3 && parts[2] == "ro" ? hutch::read_only : hutch::read_write);
+  }
+
+  hutch::Namespaces namespaces = hutch::Namespaces::all();
+  if (net == "host") namespaces = namespaces.without(hutch::Namespace::net);
+  hutch::Container container =
+      hutch::Container{}
+          .command(command)
+          .namespaces(namespaces)
+          .rootfs(root)
+          .std_in(interactive ? hutch::Stdio::inherit() : hutch::Stdio::null())
+          .tty(tty);
+  if (tty) container.env("TERM", std::getenv("TERM") ? std::getenv("TERM") : "xterm");
+  if (!hostname.empty()) container.hostname(hostname);
+  for (const auto& e : env) {
+    auto eq = e.find('=');
+    if (eq == std::string::npos || eq == 0) return fail(fmt::format("--env {}: expected K=V", e));
+    container.env(e.substr(0, eq), e.substr(eq + 1));
+  }
+  if (!workdir.empty()) container.cwd(workdir);
+  if (!user.empty()) {
+    auto ids = parse_user(user, rootfs);
+    if (!ids) return fail(fmt::format("--user {}: no such user in {}/etc/passwd", user, rootfs));
+    // The user's id must be mapped in the user namespace. As root, map ids 0-65535 onto
+    // themselves, as docker does without userns-remap, so the root filesystem's owners
+    // stay who they are; rootless, only the caller's own id can be mapped (it is 0 inside).
+    if (::geteuid() == 0) {
+      container.uid_map({{0, 0, 65536}}).gid_map({{0, 0, 65536}});
+    }
+    container.user(ids->first, ids->second);
+  }
+  if (!memory.empty() || cpus > 0 || pids > 0) {
+    hutch::CGroup limits;
+    if (!memory.empty()) {
+      auto bytes = parse_size(memory);
+      if (!bytes || *bytes == 0) return fail(fmt::format("--memory {}: expected e.g. 64M", memory));
+      limits.memory_max(*bytes);
+    }
+    if (cpus > 0) limits.cpu_max(cpus);
+    if (pids > 0) limits.pids_max(pids);
+    container.cgroup(limits);
+  }
+
+  // Signals for the container: read through a signalfd, passed on with pidfd_send_signal.
+  sigset_t forwarded;
+  sigemptyset(&forwarded);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) {
+    sigaddset(&forwarded, sig);
+  }
+  sigprocmask(SIG_BLOCK, &forwarded, nullptr);
+  hutch::Fd signals(::signalfd(-1, &forwarded, SFD_CLOEXEC));
+
+  auto child = container.spawn();
+  if (!child) {
+    const auto& e = child.error();
+    fmt::print(stderr, "hutch-run: {}\n", e);
+    if (e.step == hutch::Step::exec && e.errno_value() == ENOENT) return 127;
+    if (e.step == hutch::Step::exec) return 126;
+    return exit_hutch_failed;
+  }
+  auto status = supervise(*child, signals.get(), tty);
+  if (!keep_parent.empty() && !child->scratch_dir().empty()) {
+    fmt::print(stderr, "hutch-run: the container's writes are kept in {}/upper\n",
+               child->scratch_dir());
+  }
+  if (!status) return fail(status.error().message());
+  if (status->oom_killed) fmt::print(stderr, "hutch-run: the container ran out of memory\n");
+  if (status->signal) return 128 + *status->signal;
+  return status->code.value_or(exit_hutch_failed);
+}

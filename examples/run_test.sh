@@ -1,0 +1,73 @@
+#!/bin/sh
+# Drives hutch-run as a user would and checks what comes out.
+# usage: run_test.sh HUTCH_RUN BUSYBOX_ROOTFS
+set -u
+run=$1 root=$2
+failures=0 passed=0
+check() {  # check NAME EXPECTED ACTUAL
+  if [ "$2" = "$3" ]; then
+    passed=$((passed + 1))
+  else
+    failures=$((failures + 1))
+    printf 'FAILED %s\n  expected: %s\n  actual:   %s\n' "$1" "$2" "$3"
+  fi
+}
+export XDG_RUNTIME_DIR=$(mktemp -d)
+chmod 755 "$XDG_RUNTIME_DIR"
+trap 'rm -rf "$XDG_RUNTIME_DIR"' EXIT
+
+out=$("$run" --rootfs "$root" --rm --hostname box -e GREETING=hi -- sh -c 'echo $GREETING from $(hostname) as $(id -u), pid $$')
+check "runs the command" "hi from box as 0, pid 1" "$out"
+"$run" --rootfs "$root" --rm sh -c 'exit 3'; check "exit code" 3 $?
+"$run" --rootfs "$root" --rm no-such-command 2>/dev/null; check "not found" 127 $?
+"$run" --rootfs "$root" --rm /etc/passwd 2>/dev/null; check "not executable" 126 $?
+# SIGTERM to hutch-run reaches the command (PID 1 inside, so only through its handler).
+fifo=$(mktemp -u) && mkfifo "$fifo"
+"$run" --rootfs "$root" --rm -- sh -c 'trap "exit 42" TERM; echo ready; while :; do sleep 0.1; done' >"$fifo" &
+pid=$!
+read -r ready <"$fifo"
+kill -TERM $pid; wait $pid; check "SIGTERM forwarded" "ready 42" "$ready $?"
+rm -f "$fifo"
+"$run" --bogus x 2>/dev/null; check "bad flag" 125 $?
+err=$("$run" --rootfs "$root" --rm --bogus x 2>&1 >/dev/null)
+check "bad flag message" "hutch-run: unknown option --bogus|Try 'hutch-run --help' for more information." "$(echo "$err" | paste -sd'|')"
+"$run" --rootfs /no/such/dir true 2>/dev/null; check "missing rootfs" 125 $?
+"$run" --help | grep -q -- '--volume'; check "help lists flags" 0 $?
+
+# Volumes, read-only root, workdir.
+data=$(mktemp -d) && echo data > "$data/file"
+out=$("$run" --rootfs "$root" --rm --read-only -v "$data:/data:ro" -v "$data:/rw" -w /data -- \
+      sh -c 'cat file; touch /x 2>/dev/null || echo ro-root; touch /data/y 2>/dev/null || echo ro-vol; echo w > /rw/z && pwd')
+check "volumes and read-only" "data|ro-root|ro-vol|/data" "$(echo "$out" | paste -sd'|')"
+check "rw volume written" "w" "$(cat "$data/z")"
+rm -rf "$data"
+
+# Without --rm the writes are kept and their place is told; the rootfs is never written.
+msg=$("$run" --rootfs "$root" -- sh -c 'echo kept > /kept' 2>&1)
+upper=${msg#*kept in }
+check "writes kept" "kept" "$(cat "$upper/kept" 2>/dev/null)"
+check "rootfs untouched" "no" "$([ -e "$root/kept" ] && echo yes || echo no)"
+
+# --net none has only loopback; --user resolves through the rootfs's /etc/passwd.
+check "net none" "lo" "$("$run" --rootfs "$root" --rm ls /sys/class/net)"
+check "user" "0 0" "$("$run" --rootfs "$root" --rm --user root sh -c 'echo $(id -u) $(id -g)')"
+if [ "$(id -u)" = 0 ]; then
+  check "numeric user" "1000 1001" "$("$run" --rootfs "$root" --rm --user 1000:1001 sh -c 'echo $(id -u) $(id -g)')"
+fi
+
+# Limits (cgroups need root on v1 machines).
+if [ "$(id -u)" = 0 ]; then
+  "$run" --rootfs "$root" --rm --memory 16M -- sh -c 'x=$(head -c 100000000 /dev/zero | tr "\0" a)' 2>/dev/null
+  check "memory limit OOM" 137 $?
+  out=$("$run" --rootfs "$root" --rm --pids 5 -- sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>&1 | grep -c "fork\|resource" ; true')
+  check "pids limit" "yes" "$([ "${out:-0}" -ge 1 ] && echo yes || echo no)"
+fi
+
+# -t: a terminal with the caller's window size, Ctrl-C reaches the command.
+if command -v script >/dev/null; then
+  out=$(script -qec "stty rows 31 cols 97; $run --rootfs $root --rm -t -- sh -c 'test -t 0 && echo tty; stty size'" /dev/null | tr -d '\r')
+  check "tty" "tty|31 97" "$(echo "$out" | grep -v '^$' | paste -sd'|')"
+fi
+
+echo "$passed passed, $failures failed"
+[ "$failures" = 0 ]
