@@ -1,6 +1,7 @@
 #!/bin/sh
 # Proves the package works for a consumer: installs hutch into a temporary prefix, builds
-# and runs a project that uses find_package(hutch), then one that uses add_subdirectory.
+# and runs a project that uses find_package(hutch), then one that uses add_subdirectory,
+# then Conan's test_package.
 # usage: run.sh SOURCE_DIR BUILD_DIR WORK_DIR
 set -eu
 source=$1 build=$2 work=$3
@@ -16,6 +17,12 @@ cmake -S "$source/tests/consumer/add_subdirectory" -B "$work/add_subdirectory" \
   -DHUTCH_SOURCE_DIR="$source" >/dev/null
 cmake --build "$work/add_subdirectory" >/dev/null
 "$work/add_subdirectory/consumer"
+# Conan's test_package is plain CMake over find_package: build it against the same prefix
+# (Conan itself cannot be installed on these machines).
+cmake -S "$source/conan/test_package" -B "$work/conan_test_package" \
+  -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/conan_test_package" >/dev/null
+"$work/conan_test_package/test_package"
 # pkg-config sees it too.
 PKG_CONFIG_PATH="$work/prefix/share/pkgconfig" pkg-config --cflags hutch
 rm -rf "$work"
