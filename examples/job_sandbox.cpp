@@ -71,8 +71,8 @@ int main() {
     }
     std::string out = r.output->std_out;
     if (!out.empty() && out.back() == '\n') out.pop_back();
-    fmt::print("{:<11} {:<40} | {} | peak {:.1f} MiB, cpu {} ms\n", r.name, out,
-               r.output->status, static_cast<double>(r.stats.memory_peak) / (1 << 20),
+    fmt::print("{:<11} {:<40} | {} | peak {:.1f} MiB, cpu {} ms\n", r.name, out, r.output->status,
+               static_cast<double>(r.stats.memory_peak) / (1 << 20),
                (r.stats.cpu_user_us + r.stats.cpu_system_us) / 1000);
   }
   // The well-behaved jobs must have succeeded whatever the others did.
