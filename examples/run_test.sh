@@ -65,7 +65,7 @@ fi
 
 # -t: a terminal with the caller's window size, Ctrl-C reaches the command.
 if command -v script >/dev/null; then
-  out=$(script -qec "stty rows 31 cols 97; $run --rootfs $root --rm -t -- sh -c 'test -t 0 && echo tty; stty size'" /dev/null | tr -d '\r\000')
+  out=$(sleep 2 | script -qec "stty rows 31 cols 97; $run --rootfs $root --rm -t -- sh -c 'test -t 0 && echo tty; stty size'" /dev/null | tr -d '\r\000')
   check "tty" "tty|31 97" "$(echo "$out" | grep -v '^$' | paste -sd'|')"
 fi
 
