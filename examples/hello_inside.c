@@ -21,7 +21,11 @@ int main(void) {
   printf("  %-10s %s\n", "hostname", host);
   printf("  %-10s %d (gid %d)\n", "uid", (int)getuid(), (int)getgid());
   print_file("uid_map", "/proc/self/uid_map");
-  print_file("cgroup", "/proc/self/cgroup");
+  /* Its own cgroup is the root of /sys/fs/cgroup (a cgroup namespace); v2 or v1 files. */
+  print_file("memory.max", "/sys/fs/cgroup/memory.max");
+  print_file("memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes");
+  print_file("pids.max", "/sys/fs/cgroup/pids.max");
+  print_file("pids.max", "/sys/fs/cgroup/pids/pids.max");
   printf("  %-10s", "files in /");
   DIR* root = opendir("/");
   struct dirent* e;

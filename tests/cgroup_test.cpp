@@ -3,7 +3,9 @@
 // v2 kernel.
 #include <signal.h>
 
+#include <sys/stat.h>
 #include <chrono>
+
 #include <filesystem>
 #include <thread>
 
@@ -182,6 +184,38 @@ TEST_F(CGroupTest, ContainerIsInItsCgroupFromTheFirstInstruction) {
   const bool v1 = named.find("pids:/" + unique("placement") + "\n") != std::string::npos;
   const bool v2 = named.find("0::/" + unique("placement") + "\n") != std::string::npos;
   EXPECT_TRUE(v1 || v2) << named;
+}
+
+TEST_F(CGroupTest, TheContainerReadsItsOwnLimitsUnderSysFsCgroup) {
+  LeakCheck leaks;
+  // A root on the local tmpfs (the v2 run in qemu has the build tree on a read-only share).
+  char pattern[] = "/tmp/hutch-test-XXXXXX";
+  ASSERT_TRUE(::mkdtemp(pattern));
+  const std::string root = pattern;
+  fs::copy_file(probe, root + "/probe");
+  ::chmod(root.c_str(), 0755);
+  const bool v2 = hutch::detail::host_layout()->kind == hutch::CGroupLayout::unified;
+  auto out = run_ok(Container{}
+                        .command({"/probe", "cat",
+                                  v2 ? "/sys/fs/cgroup/memory.max"
+                                     : "/sys/fs/cgroup/memory/memory.limit_in_bytes"})
+                        .rootfs(hutch::RootFs::directory(root))
+                        .cgroup(CGroup{}.memory_max(48_MiB).pids_max(12)));
+  EXPECT_EQ(out, std::to_string(48_MiB) + "\n");
+  auto pids = run_ok(Container{}
+                         .command({"/probe", "cat",
+                                   v2 ? "/sys/fs/cgroup/pids.max" : "/sys/fs/cgroup/pids/pids.max"})
+                         .rootfs(hutch::RootFs::directory(root))
+                         .cgroup(CGroup{}.pids_max(12)));
+  EXPECT_EQ(pids, "12\n");
+  auto write =
+      run_ok(Container{}
+                 .command({"/probe", "write",
+                           v2 ? "/sys/fs/cgroup/pids.max" : "/sys/fs/cgroup/pids/pids.max"})
+                 .rootfs(hutch::RootFs::directory(root))
+                 .cgroup(CGroup{}.pids_max(12)));
+  EXPECT_EQ(write, "open_write EROFS\n") << "the container may not raise its own limits";
+  fs::remove_all(root);
 }
 
 TEST_F(CGroupTest, BadInputFailsBeforeAnythingIsCreated) {

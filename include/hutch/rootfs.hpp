@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "cgroup.hpp"
 #include "detail/plan.hpp"
 #include "error.hpp"
 #include "namespaces.hpp"
@@ -39,6 +40,8 @@ enum class Standard : std::uint8_t {
   sys,             ///< /sys read-only: a new sysfs (with a net namespace) or the host's, bound
   masked_paths,    ///< OCI default masked paths (/proc/kcore, /proc/keys, /sys/firmware, ...)
   readonly_paths,  ///< OCI default read-only paths (/proc/sys, /proc/sysrq-trigger, ...)
+  cgroup,          ///< /sys/fs/cgroup read-only: the container's own cgroup tree (with a
+                   ///< cgroup namespace), as runc mounts it; v2, or each v1 hierarchy
 };
 
 /// The root filesystem of a container: a snapshot directory (or a stack of layers), used in
@@ -135,7 +138,7 @@ class RootFs {
   bool chroot_ = false;
   bool keep_scratch_ = false;
   std::string scratch_parent_;
-  unsigned standard_ = 0x1f;
+  unsigned standard_ = 0x3f;
 };
 
 namespace detail {
@@ -380,6 +383,11 @@ struct RootFsPlanner {
       }
     }
 
+    if (fs.has(Standard::cgroup) && fs.has(Standard::sys) &&
+        namespaces.contains(Namespace::cgroup)) {
+      plan_cgroup();
+    }
+
     if (fs.has(Standard::masked_paths)) {
       for (const char* path :
            {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -399,6 +407,43 @@ struct RootFsPlanner {
     }
     add_in_root({.kind = fs.chroot_ ? Kind::chroot : Kind::pivot_root, .target = "/"});
     return root;
+  }
+
+  /// /sys/fs/cgroup as the container sees it: inside its cgroup namespace a new cgroupfs
+  /// shows its own cgroup as the root, with its limits, read-only.
+  void plan_cgroup() {
+    using Kind = MountStep::Kind;
+    const auto& layout = host_layout();
+    if (!layout) return;  // no cgroupfs on the host: nothing to show
+    const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY;
+    if (layout->kind == CGroupLayout::unified) {
+      add_in_root({.kind = Kind::mount,
+                   .create = true,
+                   .source = "cgroup2",
+                   .target = "/sys/fs/cgroup",
+                   .fstype = "cgroup2",
+                   .flags = flags});
+      return;
+    }
+    add_in_root({.kind = Kind::mount,
+                 .create = true,
+                 .source = "tmpfs",
+                 .target = "/sys/fs/cgroup",
+                 .fstype = "tmpfs",
+                 .data = "mode=755,size=64k",
+                 .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    for (const auto& h : layout->hierarchies) {
+      std::string controllers;
+      for (const auto& c : h.controllers) controllers += (controllers.empty() ? "" : ",") + c;
+      add_in_root({.kind = Kind::mount,
+                   .create = true,
+                   .source = "cgroup",
+                   .target = keep("/sys/fs/cgroup/" + controllers),
+                   .fstype = "cgroup",
+                   .data = keep(controllers),
+                   .flags = flags});
+    }
+    add_in_root({.kind = Kind::remount, .target = "/sys/fs/cgroup", .flags = MS_RDONLY});
   }
 
   void plan_dev() {
