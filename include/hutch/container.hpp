@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <fstream>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -28,6 +29,7 @@
 #include "fd.hpp"
 #include "namespaces.hpp"
 #include "rootfs.hpp"
+#include "security.hpp"
 #include "stdio.hpp"
 
 extern char** environ;
@@ -182,6 +184,24 @@ class Container {
     cgroup_ = std::move(spec);
     return *this;
   }
+  /// The capabilities the command keeps: bounding, permitted and effective sets (inheritable
+  /// and ambient are empty). Default: `Capabilities::defaults()`, Docker's 14.
+  Container& capabilities(Capabilities set) {
+    capabilities_ = set;
+    return *this;
+  }
+  /// PR_SET_NO_NEW_PRIVS (on by default): execve can never grant privileges, not through
+  /// setuid binaries nor file capabilities.
+  Container& no_new_privs(bool yes) {
+    no_new_privs_ = yes;
+    return *this;
+  }
+  /// Sets a resource limit (setrlimit(2)) for the command, e.g. `rlimit(RLIMIT_NOFILE, 256)`.
+  Container& rlimit(int resource, rlim_t soft, rlim_t hard) {
+    rlimits_.push_back({resource, soft, hard});
+    return *this;
+  }
+  Container& rlimit(int resource, rlim_t limit) { return rlimit(resource, limit, limit); }
   /// Whether the container is killed (SIGKILL) when the thread that spawned it ends.
   Container& die_with_parent(bool yes) {
     die_with_parent_ = yes;
@@ -243,6 +263,9 @@ class Container {
   std::optional<CGroup> cgroup_;
   bool die_with_parent_ = true;
   bool tty_ = false;
+  Capabilities capabilities_ = Capabilities::defaults();
+  bool no_new_privs_ = true;
+  std::vector<Rlimit> rlimits_;
 
   friend struct detail::SpawnAccess;
 };
@@ -305,6 +328,7 @@ struct SpawnState {
   std::vector<const char*> argv, envp, exec_paths;
   std::string hostname, cwd, timens_offsets;
   std::vector<gid_t> groups;
+  std::vector<RlimitStep> rlimits;
   std::deque<std::string> mount_strings;  // stable addresses for MountStep pointers
   std::vector<MountStep> mounts;
   std::vector<FdMove> fd_moves;
@@ -319,6 +343,17 @@ struct SpawnState {
 };
 
 struct SpawnAccess {
+  /// The highest capability number this kernel knows, read once.
+  static int cap_last() {
+    static const int last = [] {
+      std::ifstream in("/proc/sys/kernel/cap_last_cap");
+      int n = 40;
+      in >> n;
+      return n;
+    }();
+    return last;
+  }
+
   static result<void> validate(const Container& c) {
     if (c.argv_.empty() || c.argv_[0].empty()) return invalid("command", "the command is empty");
     for (const auto& a : c.argv_) {
@@ -366,6 +401,14 @@ struct SpawnAccess {
       }
     }
     if (c.passed_fds_.size() > 60) return invalid("pass_fd", "at most 60 passed descriptors");
+    for (const Rlimit& r : c.rlimits_) {
+      if (r.resource < 0 || r.resource >= RLIM_NLIMITS) {
+        return invalid(std::to_string(r.resource), "not an RLIMIT_* resource");
+      }
+      if (r.soft > r.hard) {
+        return invalid(fmt::format("{} {}", r.soft, r.hard), "the soft limit exceeds the hard");
+      }
+    }
     for (const auto& s : c.stdio_) {
       if (s.kind() == Stdio::Kind::fd && ::fcntl(s.borrowed_fd(), F_GETFD) < 0) {
         return make_error(Step::validate, EBADF, std::to_string(s.borrowed_fd()),
@@ -578,6 +621,19 @@ struct SpawnAccess {
         return make_error(step, err,
                           std::to_string(step == Step::set_uid ? s.plan.uid : s.plan.gid),
                           err == EINVAL ? "the id is not mapped in the user namespace" : "");
+      case Step::set_rlimit: {
+        std::string subject = index < s.rlimits.size()
+                                  ? fmt::format("resource {} = {}/{}", s.rlimits[index].resource,
+                                                s.rlimits[index].soft, s.rlimits[index].hard)
+                                  : "";
+        return make_error(step, err, subject,
+                          err == EPERM ? "raising a hard limit above the host's needs "
+                                         "CAP_SYS_RESOURCE on the host"
+                                       : "");
+      }
+      case Step::set_capabilities:
+        return make_error(step, err,
+                          report.index >= 0 ? fmt::format("capability {}", report.index) : "");
       case Step::set_groups:
         return make_error(step, err, "",
                           err == EPERM ? "supplementary groups need a gid_map written with "
@@ -662,6 +718,13 @@ struct SpawnAccess {
       plan.groups = s.groups.data();
       plan.group_count = s.groups.size();
     }
+    plan.no_new_privs = c.no_new_privs_;
+    plan.set_capabilities = c.capabilities_ != Capabilities::all();
+    plan.capabilities = c.capabilities_.bits();
+    plan.cap_last = cap_last();
+    for (const Rlimit& r : c.rlimits_) s.rlimits.push_back({r.resource, r.soft, r.hard});
+    plan.rlimits = s.rlimits.data();
+    plan.rlimit_count = s.rlimits.size();
     plan.fd_moves = s.fd_moves.data();
     plan.fd_move_count = s.fd_moves.size();
     for (const auto& m : s.fd_moves) plan.max_target = std::max(plan.max_target, m.target);

@@ -54,6 +54,9 @@ enum class Step : std::uint8_t {
   make_directory,
   pivot_root,
   chroot,
+  set_rlimit,
+  set_capabilities,
+  set_no_new_privs,
   set_groups,
   set_gid,
   set_uid,
@@ -147,6 +150,12 @@ constexpr StepInfo step_info(Step step) noexcept {
       return {"spawn", "pivot_root", true};
     case Step::chroot:
       return {"spawn", "chroot", true};
+    case Step::set_rlimit:
+      return {"spawn", "setrlimit", true};
+    case Step::set_capabilities:
+      return {"spawn", "set capabilities", true};
+    case Step::set_no_new_privs:
+      return {"spawn", "set no_new_privs", true};
     case Step::set_groups:
       return {"spawn", "setgroups", true};
     case Step::set_gid:

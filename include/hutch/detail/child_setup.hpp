@@ -410,6 +410,43 @@ HUTCH_CHILD_CODE inline void run_mount_steps(const Plan& plan) noexcept {
   if (root >= 0) raw::sys(SYS_close, root);
 }
 
+HUTCH_CHILD_CODE inline void set_rlimits(const Plan& plan) noexcept {
+  for (std::size_t i = 0; i < plan.rlimit_count; ++i) {
+    const RlimitStep& limit = plan.rlimits[i];
+    std::uint64_t values[2] = {limit.soft, limit.hard};
+    long r = raw::sys(SYS_prlimit64, 0, limit.resource, values, nullptr);
+    if (r < 0) fail(plan, Step::set_rlimit, r, static_cast<int>(i));
+  }
+}
+
+/// The bounding set: dropping from it needs CAP_SETPCAP in the effective set, so this runs
+/// while the child is still root, before any change of user.
+HUTCH_CHILD_CODE inline void drop_bounding_set(const Plan& plan) noexcept {
+  for (int cap = 0; cap <= plan.cap_last && cap < 64; ++cap) {
+    if (plan.capabilities & (std::uint64_t{1} << cap)) continue;
+    long r = raw::sys(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0);
+    if (r < 0 && r != -EINVAL) fail(plan, Step::set_capabilities, r, cap);
+  }
+}
+
+/// The permitted, effective and (empty) inheritable sets, then the ambient set emptied.
+HUTCH_CHILD_CODE inline void set_capabilities(const Plan& plan) noexcept {
+  struct {
+    std::uint32_t version;
+    int pid;
+  } header{0x20080522 /* _LINUX_CAPABILITY_VERSION_3 */, 0};
+  struct {
+    std::uint32_t effective, permitted, inheritable;
+  } data[2] = {};
+  for (int half = 0; half < 2; ++half) {
+    auto bits = static_cast<std::uint32_t>(plan.capabilities >> (32 * half));
+    data[half].effective = data[half].permitted = bits;
+  }
+  long r = raw::sys(SYS_capset, &header, data);
+  if (r < 0) fail(plan, Step::set_capabilities, r);
+  raw::sys(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+}
+
 HUTCH_CHILD_CODE inline void set_identity(const Plan& plan) noexcept {
   if (plan.set_groups) {
     long r = raw::sys(SYS_setgroups, plan.group_count, plan.groups);
@@ -499,7 +536,18 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
     if (r >= 0) r = raw::sys(SYS_ioctl, 0, TIOCSCTTY, 0);
     if (r < 0) fail(patched, Step::set_controlling_tty, r);
   }
+  set_rlimits(patched);
+  if (patched.set_capabilities) drop_bounding_set(patched);
+  // Keep the permitted capabilities across the change of uid; they are set just after.
+  if (patched.set_ids && patched.set_capabilities) {
+    raw::sys(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0);
+  }
   if (patched.set_ids) set_identity(patched);
+  if (patched.set_capabilities) set_capabilities(patched);
+  if (patched.no_new_privs) {
+    long r = raw::sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (r < 0) fail(patched, Step::set_no_new_privs, r);
+  }
   if (patched.cwd) {
     long r = raw::sys(SYS_chdir, patched.cwd);
     if (r < 0) fail(patched, Step::chdir, r);

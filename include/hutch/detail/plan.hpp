@@ -48,6 +48,13 @@ struct MountStep {
   unsigned mode = 0755;
 };
 
+/// One setrlimit for the child (prlimit64(2) layout).
+struct RlimitStep {
+  int resource;
+  std::uint64_t soft;
+  std::uint64_t hard;
+};
+
 /// What the child reports on failure: one record, written in one write(2).
 struct ChildReport {
   std::int32_t step;
@@ -79,6 +86,14 @@ struct Plan {
   const MountStep* mounts = nullptr;
   std::size_t mount_count = 0;
   const char* new_root = nullptr;  // host path of the assembled root; in_root steps use it
+
+  // privileges
+  bool set_capabilities = false;
+  std::uint64_t capabilities = 0;  // bounding = permitted = effective; inheritable, ambient: 0
+  int cap_last = 40;               // /proc/sys/kernel/cap_last_cap
+  bool no_new_privs = true;
+  const RlimitStep* rlimits = nullptr;
+  std::size_t rlimit_count = 0;
 
   // identity
   bool set_ids = false;
