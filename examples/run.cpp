@@ -11,6 +11,7 @@
 // hutch-run itself fails, 126 when the command cannot be executed, 127 when it is not found.
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
@@ -120,10 +121,7 @@ void copy_window_size(hutch::Child& child) {
 /// Waits for the container while passing on signals (and, with a terminal, its bytes).
 hutch::result<hutch::ExitStatus> supervise(hutch::Child& child, int signals, bool tty) {
   std::optional<RawTerminal> raw;
-  if (tty) {
-    if (::isatty(0)) raw.emplace();
-    copy_window_size(child);
-  }
+  if (tty && ::isatty(0)) raw.emplace();
   bool stdin_open = tty;
   for (;;) {
     pollfd fds[4] = {{child.pidfd(), POLLIN, 0},
@@ -159,10 +157,12 @@ hutch::result<hutch::ExitStatus> supervise(hutch::Child& child, int signals, boo
       }
     }
     if (fds[0].revents & POLLIN) {
-      // Drain what the terminal still holds, then reap.
+      // Drain what the terminal still holds, then reap. The kernel moves what the container
+      // wrote to the master asynchronously, so wait for the end (EIO once the last writer
+      // is gone), not just for what is there now.
       while (tty) {
         pollfd p{child.pty().get(), POLLIN, 0};
-        if (::poll(&p, 1, 0) <= 0) break;
+        if (::poll(&p, 1, 500) <= 0) break;
         ssize_t n = ::read(child.pty().get(), buffer, sizeof buffer);
         if (n <= 0) break;
         (void)!::write(1, buffer, static_cast<std::size_t>(n));
@@ -262,7 +262,14 @@ int main(int argc, char** argv) {
           .rootfs(root)
           .std_in(interactive ? hutch::Stdio::inherit() : hutch::Stdio::null())
           .tty(tty);
-  if (tty) container.env("TERM", std::getenv("TERM") ? std::getenv("TERM") : "xterm");
+  if (tty) {
+    container.env("TERM", std::getenv("TERM") ? std::getenv("TERM") : "xterm");
+    // The caller's window size from the first instruction; changes follow by SIGWINCH.
+    winsize size{};
+    if (::ioctl(0, TIOCGWINSZ, &size) == 0 || ::ioctl(1, TIOCGWINSZ, &size) == 0) {
+      container.tty_size(size.ws_row, size.ws_col);
+    }
+  }
   if (!hostname.empty()) container.hostname(hostname);
   for (const auto& e : env) {
     auto eq = e.find('=');

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -289,9 +290,14 @@ TEST(Stdio, TtyGivesAControllingTerminalWithItsWindowSize) {
                              "test -t 0 && test -t 1 && test -t 2 && echo is-a-tty; read x; "
                              "stty size; ps -o sid= -p $$ >/dev/null; echo done"})
                    .tty()
+                   .tty_size(20, 70)
                    .spawn();
   ASSERT_TRUE(child) << child.error().message();
   ASSERT_TRUE(child->pty());
+  winsize initial{};
+  ASSERT_EQ(::ioctl(child->pty().get(), TIOCGWINSZ, &initial), 0);
+  EXPECT_EQ(initial.ws_row, 20);
+  EXPECT_EQ(initial.ws_col, 70);
   ASSERT_TRUE(child->resize(33, 101));
   ASSERT_EQ(::write(child->pty().get(), "go\n", 3), 3);
   std::string seen;

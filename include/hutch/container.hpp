@@ -167,6 +167,11 @@ class Container {
     tty_ = yes;
     return *this;
   }
+  /// The terminal's window size from the start (before the command runs), with tty().
+  Container& tty_size(unsigned short rows, unsigned short columns) {
+    tty_size_ = winsize{rows, columns, 0, 0};
+    return *this;
+  }
   /// Makes host descriptor `host_fd` appear as `container_fd` (>= 3) inside. The host keeps
   /// owning `host_fd`; it must stay open until spawn() returns.
   Container& pass_fd(int host_fd, int container_fd) {
@@ -263,6 +268,7 @@ class Container {
   std::optional<CGroup> cgroup_;
   bool die_with_parent_ = true;
   bool tty_ = false;
+  std::optional<winsize> tty_size_;
   Capabilities capabilities_ = Capabilities::defaults();
   bool no_new_privs_ = true;
   std::vector<Rlimit> rlimits_;
@@ -477,11 +483,14 @@ struct SpawnAccess {
     for (auto& p : s.strings_exec) s.exec_paths.push_back(p.c_str());
   }
 
-  static result<void> open_pty(SpawnState& s) {
+  static result<void> open_pty(const Container& c, SpawnState& s) {
     Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
     if (!master) return last_error(Step::open_pty, "/dev/ptmx");
     if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
       return last_error(Step::open_pty, "/dev/ptmx");
+    }
+    if (c.tty_size_ && ::ioctl(master.get(), TIOCSWINSZ, &*c.tty_size_) != 0) {
+      return last_error(Step::open_pty, "/dev/ptmx", "setting the window size");
     }
     char name[64];
     if (::ptsname_r(master.get(), name, sizeof name) != 0) {
@@ -497,7 +506,7 @@ struct SpawnAccess {
   }
 
   static result<void> open_stdio(const Container& c, SpawnState& s) {
-    if (c.tty_) return open_pty(s);
+    if (c.tty_) return open_pty(c, s);
     for (int i = 0; i < 3; ++i) {
       const Stdio& io = c.stdio_[i];
       switch (io.kind()) {
