@@ -767,7 +767,7 @@ struct SpawnAccess {
 
     // A change of uid in a child that shares our memory resets the shared mm's dumpable
     // flag (prctl(2)); note it so the host gets its own back once the child has exec'd.
-    const int dumpable = ::prctl(PR_GET_DUMPABLE);
+    const int dumpable = plan.set_ids ? ::prctl(PR_GET_DUMPABLE) : 0;
 
     int pidfd = -1;
     bool placed = false;

@@ -135,18 +135,6 @@ inline int pidfd_open(pid_t pid) noexcept {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
 }
 
-/// Writes all of `size` bytes; returns false with errno set on failure.
-inline bool write_all(int fd, const void* data, std::size_t size) noexcept {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    ssize_t n = retry([&] { return ::write(fd, p, size); });
-    if (n < 0) return false;
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
 /// Writes a whole small file in one write(2), as /proc and cgroupfs want.
 inline bool write_file(const char* path, const char* data, std::size_t size) noexcept {
   Fd fd(retry([&] { return ::open(path, O_WRONLY | O_CLOEXEC); }));
