@@ -14,6 +14,9 @@ class HutchConan(ConanFile):
     topics = ("containers", "namespaces", "cgroups", "sandbox", "header-only")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
+    # Optional modules, each a component with its own target: hutch::seccomp (libseccomp).
+    options = {"with_seccomp": [True, False]}
+    default_options = {"with_seccomp": True}
     no_copy_source = True
 
     def export_sources(self):
@@ -27,6 +30,8 @@ class HutchConan(ConanFile):
     def requirements(self):
         self.requires("fmt/[>=9 <12]", transitive_headers=True)
         self.requires("boost/[>=1.74]", transitive_headers=True, options={"header_only": True})
+        if self.options.with_seccomp:
+            self.requires("libseccomp/[>=2.5 <3]")
 
     def validate(self):
         from conan.errors import ConanInvalidConfiguration
@@ -36,7 +41,8 @@ class HutchConan(ConanFile):
         check_min_cppstd(self, 20)
 
     def package_id(self):
-        self.info.clear()
+        # Header-only: one package for every setting; the options still tell the modules.
+        self.info.settings.clear()
 
     def generate(self):
         tc = CMakeToolchain(self)
@@ -44,6 +50,7 @@ class HutchConan(ConanFile):
         tc.cache_variables["HUTCH_BUILD_BENCHMARKS"] = False
         tc.cache_variables["HUTCH_BUILD_EXAMPLES"] = False
         tc.cache_variables["HUTCH_INSTALL"] = True
+        tc.cache_variables["HUTCH_SECCOMP"] = "ON" if self.options.with_seccomp else "OFF"
         tc.generate()
         CMakeDeps(self).generate()
 
@@ -58,4 +65,14 @@ class HutchConan(ConanFile):
         self.cpp_info.set_property("cmake_file_name", "hutch")
         self.cpp_info.set_property("cmake_target_name", "hutch::hutch")
         self.cpp_info.set_property("pkg_config_name", "hutch")
-        self.cpp_info.requires = ["fmt::fmt", "boost::headers"]
+        core = self.cpp_info.components["core"]
+        core.set_property("cmake_target_name", "hutch::hutch")
+        core.bindirs = []
+        core.libdirs = []
+        core.requires = ["fmt::fmt", "boost::headers"]
+        if self.options.with_seccomp:
+            seccomp = self.cpp_info.components["seccomp"]
+            seccomp.set_property("cmake_target_name", "hutch::seccomp")
+            seccomp.bindirs = []
+            seccomp.libdirs = []
+            seccomp.requires = ["core", "libseccomp::libseccomp"]

@@ -2,7 +2,12 @@
 //
 //   hutch-run --rootfs DIR [--memory 64M] [--cpus 0.5] [--pids 64] [--net none|host]
 //             [--hostname H] [--env K=V]... [--volume HOST:CTR[:ro]]... [--read-only]
-//             [--workdir D] [--user U[:G]] [--rm] [-i] [-t] [--] CMD [ARGS...]
+//             [--workdir D] [--user U[:G]] [--cap-add C]... [--cap-drop C]...
+//             [--ulimit NAME=SOFT[:HARD]]... [--security-opt seccomp=unconfined]
+//             [--rm] [-i] [-t] [--] CMD [ARGS...]
+//
+// Security as docker's defaults: Docker's 14 capabilities, no_new_privs, and hutch's default
+// seccomp profile (hutch/seccomp.hpp).
 //
 // The root filesystem is used through a copy-on-write overlay: the directory itself is
 // never written. With --rm the writable layer is thrown away; without it, it is kept and its
@@ -27,6 +32,7 @@
 #include <vector>
 
 #include <hutch/hutch.hpp>
+#include <hutch/seccomp.hpp>
 
 namespace {
 
@@ -91,6 +97,34 @@ std::optional<std::pair<uid_t, gid_t>> parse_user(const std::string& spec,
     found->second = static_cast<gid_t>(std::stoul(group));
   }
   return found;
+}
+
+/// "nofile=1024:2048" (docker's --ulimit) -> an rlimit.
+std::optional<hutch::Rlimit> parse_ulimit(const std::string& spec) {
+  static const std::pair<const char*, int> names[] = {
+      {"core", RLIMIT_CORE},         {"cpu", RLIMIT_CPU},
+      {"data", RLIMIT_DATA},         {"fsize", RLIMIT_FSIZE},
+      {"locks", RLIMIT_LOCKS},       {"memlock", RLIMIT_MEMLOCK},
+      {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
+      {"nofile", RLIMIT_NOFILE},     {"nproc", RLIMIT_NPROC},
+      {"rss", RLIMIT_RSS},           {"rtprio", RLIMIT_RTPRIO},
+      {"rttime", RLIMIT_RTTIME},     {"sigpending", RLIMIT_SIGPENDING},
+      {"stack", RLIMIT_STACK}};
+  auto eq = spec.find('=');
+  if (eq == std::string::npos) return std::nullopt;
+  const std::string name = spec.substr(0, eq), values = spec.substr(eq + 1);
+  auto colon = values.find(':');
+  auto number = [](const std::string& s) -> std::optional<rlim_t> {
+    if (s == "unlimited" || s == "-1") return RLIM_INFINITY;
+    if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return static_cast<rlim_t>(std::stoull(s));
+  };
+  auto soft = number(values.substr(0, colon));
+  auto hard = colon == std::string::npos ? soft : number(values.substr(colon + 1));
+  for (const auto& [known, resource] : names) {
+    if (name == known && soft && hard) return hutch::Rlimit{resource, *soft, *hard};
+  }
+  return std::nullopt;
 }
 
 /// Puts the terminal on stdin in raw mode for the lifetime of the object.
@@ -182,6 +216,7 @@ int main(int argc, char** argv) {
   double cpus = 0;
   std::uint64_t pids = 0;
   std::vector<std::string> env, volumes;
+  std::vector<std::string> cap_add, cap_drop, ulimits, security_opts;
   bool read_only = false, remove = false, interactive = false, tty = false;
   app.set_help_flag("--help", "Print this help and exit");  // -h is --hostname, as in docker
   app.add_option("--rootfs", rootfs, "Directory holding the container's root filesystem")
@@ -201,6 +236,11 @@ int main(int argc, char** argv) {
   app.add_option("--user,-u", user,
                  "User to run as: UID[:GID] or a name from the root's "
                  "/etc/passwd");
+  app.add_option("--cap-add", cap_add, "Add a capability, e.g. NET_ADMIN, or ALL (repeatable)");
+  app.add_option("--cap-drop", cap_drop, "Drop a capability, or ALL (repeatable)");
+  app.add_option("--ulimit", ulimits, "Resource limit NAME=SOFT[:HARD], e.g. nofile=1024:2048");
+  app.add_option("--security-opt", security_opts,
+                 "seccomp=unconfined (no filter) or no-new-privileges=false");
   app.add_flag("--rm", remove, "Throw the container's writes away when it exits");
   app.add_flag("--interactive,-i", interactive, "Keep stdin open (otherwise /dev/null)");
   app.add_flag("--tty,-t", tty, "Give the container a terminal (window size forwarded)");
@@ -288,6 +328,48 @@ int main(int argc, char** argv) {
     }
     container.user(ids->first, ids->second);
   }
+  // Security: docker's rules for --cap-add/--cap-drop (drops apply first, ALL means every).
+  hutch::Capabilities caps = hutch::Capabilities::defaults();
+  auto apply_caps = [&](const std::vector<std::string>& names, bool add) -> std::optional<int> {
+    for (const auto& name : names) {
+      if (name == "ALL" || name == "all") {
+        caps = add ? hutch::Capabilities::all() : hutch::Capabilities::none();
+        continue;
+      }
+      auto cap = hutch::parse_capability(name);
+      if (!cap)
+        return fail(fmt::format("--cap-{} {}: not a capability name", add ? "add" : "drop", name));
+      caps = add ? caps.add(*cap) : caps.drop(*cap);
+    }
+    return std::nullopt;
+  };
+  if (auto failed = apply_caps(cap_drop, false)) return *failed;
+  if (auto failed = apply_caps(cap_add, true)) return *failed;
+  container.capabilities(caps);
+  for (const auto& spec : ulimits) {
+    auto limit = parse_ulimit(spec);
+    if (!limit) return fail(fmt::format("--ulimit {}: expected NAME=SOFT[:HARD]", spec));
+    container.rlimit(limit->resource, limit->soft, limit->hard);
+  }
+  bool seccomp = true;
+  for (const auto& opt : security_opts) {
+    if (opt == "seccomp=unconfined") {
+      seccomp = false;
+    } else if (opt == "no-new-privileges=false") {
+      container.no_new_privs(false);
+    } else if (opt != "no-new-privileges" && opt != "no-new-privileges=true") {
+      return fail(
+          fmt::format("--security-opt {}: expected seccomp=unconfined or "
+                      "no-new-privileges[=true|false]",
+                      opt));
+    }
+  }
+  if (seccomp) {
+    auto profile = hutch::Seccomp::defaults().compile();
+    if (!profile) return fail(profile.error().message());
+    container.seccomp(*profile);
+  }
+
   if (!memory.empty() || cpus > 0 || pids > 0) {
     hutch::CGroup limits;
     if (!memory.empty()) {

@@ -55,6 +55,16 @@ if [ "$(id -u)" = 0 ]; then
   check "numeric user" "1000 1001" "$("$run" --rootfs "$root" --rm --user 1000:1001 sh -c 'echo $(id -u) $(id -g)')"
 fi
 
+# Security: docker's defaults, --cap-add/--cap-drop, --ulimit, the seccomp profile.
+status() { "$run" --rootfs "$root" --rm "$@" -- grep -E "^$field:" /proc/self/status | cut -f2; }
+field=CapBnd; check "default capabilities" "00000000a80425fb" "$(status)"
+check "cap-drop ALL, cap-add" "0000000000002000" "$(status --cap-drop ALL --cap-add NET_RAW)"
+field=Seccomp; check "seccomp on" "2" "$(status)"
+check "seccomp=unconfined" "0" "$(status --security-opt seccomp=unconfined)"
+"$run" --rootfs "$root" --rm --cap-add CAP_FLY true 2>/dev/null; check "unknown capability" 125 $?
+check "ulimit" "64 128" "$("$run" --rootfs "$root" --rm --ulimit nofile=64:128 -- sh -c 'echo $(ulimit -Sn) $(ulimit -Hn)')"
+check "mount denied" "denied" "$("$run" --rootfs "$root" --rm -- sh -c 'mount -t tmpfs none /mnt 2>/dev/null || echo denied')"
+
 # Limits (cgroups need root on v1 machines).
 if [ "$(id -u)" = 0 ]; then
   "$run" --rootfs "$root" --rm --memory 16M -- sh -c 'x=$(head -c 100000000 /dev/zero | tr "\0" a)' 2>/dev/null

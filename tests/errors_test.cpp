@@ -86,16 +86,27 @@ TEST(Error, InvalidHostname) {
   EXPECT_NE(no_uts.error().message().find("needs Namespace::uts"), std::string::npos);
 }
 
-TEST(Error, NamespaceTheKernelRefuses) {
+TEST(Error, AStepInsideTheContainerReportsItsOwnReason) {
   LeakCheck leaks;
-  // A user namespace may not be nested deeper than 32 levels; the simplest refusal to
-  // provoke without touching sysctls is an unmapped user switch, which the kernel rejects
-  // inside the namespace.
-  auto r = probe_container({"ids"}).user(4242, 4242).spawn();
+  auto r = probe_container({"pid"}).cwd("/no/such/dir").spawn();
   ASSERT_FALSE(r);
-  EXPECT_TRUE(r.error().step == Step::set_gid || r.error().step == Step::set_groups)
-      << r.error().message();
+  EXPECT_EQ(r.error().step, Step::chdir) << r.error().message();
+  EXPECT_EQ(r.error().errno_value(), ENOENT);
   EXPECT_NE(r.error().message().find("inside the container"), std::string::npos);
+}
+
+TEST(Error, AnUnmappedUserIsRefusedBeforeAnythingStarts) {
+  LeakCheck leaks;
+  auto uid = probe_container({"ids"}).user(4242, 0).spawn();
+  ASSERT_FALSE(uid);
+  EXPECT_EQ(uid.error().step, Step::validate);
+  EXPECT_EQ(uid.error().message(),
+            "spawn: invalid container description \"uid 4242\": Invalid argument (not mapped in "
+            "the container's user namespace (it maps 0))");
+  auto group = probe_container({"ids"}).gid_map({{0, ::getegid(), 1}}).user(0, 0, {0, 7}).spawn();
+  ASSERT_FALSE(group);
+  EXPECT_NE(group.error().message().find("\"group 7\""), std::string::npos)
+      << group.error().message();
 }
 
 TEST(Error, BadIdMapsAndOffsets) {

@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     int n = getgroups(64, groups);
     std::printf("uid %u\ngid %u\ngroups", getuid(), getgid());
     for (int i = 0; i < n; ++i) std::printf(" %u", groups[i]);
-    std::printf("\n");
+    std::printf("\neuid %u\negid %u\n", geteuid(), getegid());
     return 0;
   }
   if (mode == "hostname") {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <hutch/hutch.hpp>
+#include <hutch/seccomp.hpp>
 
 namespace hutch_test {
 
@@ -40,6 +41,12 @@ inline bool is_root() {
 inline hutch::Container probe_container(std::vector<std::string> args) {
   args.insert(args.begin(), probe);
   return hutch::Container{}.command(std::move(args));
+}
+
+/// The default seccomp profile, compiled once.
+inline const hutch::SeccompProgram& default_seccomp() {
+  static const hutch::SeccompProgram program = hutch::Seccomp::defaults().compile().value();
+  return program;
 }
 
 /// Runs and expects success; returns stdout.

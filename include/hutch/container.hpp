@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
 #include <fstream>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -201,6 +203,26 @@ class Container {
     no_new_privs_ = yes;
     return *this;
   }
+  /// The command's file mode creation mask (umask(2)). Default 022, as runc and Docker.
+  Container& umask(mode_t mask) {
+    umask_ = mask;
+    return *this;
+  }
+  /// Whether the command starts a session of its own (setsid(2)); on by default, as
+  /// bubblewrap's --new-session. A terminal inherited as stdin is then not the container's
+  /// controlling terminal, so the container cannot push keystrokes into the host's shell
+  /// with TIOCSTI, nor get its job-control signals. `tty()` always makes a new session.
+  Container& new_session(bool yes) {
+    new_session_ = yes;
+    return *this;
+  }
+  /// A seccomp filter installed as the last step before execve. Build one with
+  /// `hutch::Seccomp` (hutch/seccomp.hpp, the `hutch::seccomp` CMake target), e.g.
+  /// `Seccomp::defaults().compile()`. Needs no_new_privs (the default) or CAP_SYS_ADMIN.
+  Container& seccomp(SeccompProgram program) {
+    seccomp_ = std::move(program);
+    return *this;
+  }
   /// Sets a resource limit (setrlimit(2)) for the command, e.g. `rlimit(RLIMIT_NOFILE, 256)`.
   Container& rlimit(int resource, rlim_t soft, rlim_t hard) {
     rlimits_.push_back({resource, soft, hard});
@@ -271,6 +293,9 @@ class Container {
   std::optional<winsize> tty_size_;
   Capabilities capabilities_ = Capabilities::defaults();
   bool no_new_privs_ = true;
+  bool new_session_ = true;
+  mode_t umask_ = 022;
+  SeccompProgram seccomp_;
   std::vector<Rlimit> rlimits_;
 
   friend struct detail::SpawnAccess;
@@ -325,6 +350,50 @@ inline result<void> check_id_map(const std::vector<IdMap>& map, std::string_view
   }
   return success();
 }
+
+/// The dumpable flag (prctl(2)) belongs to the mm, and every child shares ours until it execs
+/// (CLONE_VM): a child that makes itself non-dumpable for its setup makes the host so too. A
+/// window is open from the release of a child to its exec; when the last one closes, the
+/// host's own flag comes back. While any window is open the /proc files of every child belong
+/// to root, so a host without privilege writes id maps only when none is open.
+class DumpableWindow {
+ public:
+  DumpableWindow() {
+    std::lock_guard lock(state().mutex);
+    if (state().open++ == 0) state().saved = ::prctl(PR_GET_DUMPABLE);
+  }
+  ~DumpableWindow() {
+    std::lock_guard lock(state().mutex);
+    if (--state().open == 0) {
+      if (state().saved > 0 && ::prctl(PR_GET_DUMPABLE) != state().saved) {
+        ::prctl(PR_SET_DUMPABLE, state().saved);
+      }
+      state().closed.notify_all();
+    }
+  }
+  DumpableWindow(const DumpableWindow&) = delete;
+  DumpableWindow& operator=(const DumpableWindow&) = delete;
+
+  template <typename F>
+  static auto when_all_closed(F f) {
+    if (::geteuid() == 0) return f();  // root opens any /proc file
+    std::unique_lock lock(state().mutex);
+    state().closed.wait(lock, [] { return state().open == 0; });
+    return f();
+  }
+
+ private:
+  struct State {
+    std::mutex mutex;
+    std::condition_variable closed;
+    int open = 0;
+    int saved = 1;
+  };
+  static State& state() {
+    static State s;
+    return s;
+  }
+};
 
 /// Everything one spawn() owns: the plan, the strings and arrays it points into, the pipes
 /// and the stack. It outlives the child's use of them (until exec or exit).
@@ -407,6 +476,12 @@ struct SpawnAccess {
       }
     }
     if (c.passed_fds_.size() > 60) return invalid("pass_fd", "at most 60 passed descriptors");
+    BOOST_OUTCOME_TRYV(check_user(c));
+    if (c.umask_ > 0777) return invalid(fmt::format("{:o}", c.umask_), "a umask is at most 0777");
+    if (c.seccomp_.size() > BPF_MAXINSNS) {
+      return invalid(std::to_string(c.seccomp_.size()),
+                     "a seccomp program has at most 4096 instructions");
+    }
     for (const Rlimit& r : c.rlimits_) {
       if (r.resource < 0 || r.resource >= RLIM_NLIMITS) {
         return invalid(std::to_string(r.resource), "not an RLIMIT_* resource");
@@ -420,6 +495,34 @@ struct SpawnAccess {
         return make_error(Step::validate, EBADF, std::to_string(s.borrowed_fd()),
                           "Stdio::fd source");
       }
+    }
+    return success();
+  }
+
+  /// With a user namespace, the command's uid, gid and groups must be mapped in it; say so
+  /// here rather than let setresuid fail with a bare EINVAL inside.
+  static result<void> check_user(const Container& c) {
+    if (!c.user_ || !c.namespaces_.contains(Namespace::user)) return success();
+    auto mapped = [](const std::vector<IdMap>& map, std::uint32_t id) {
+      if (map.empty()) return id == 0;  // the default maps container root alone
+      return std::any_of(map.begin(), map.end(),
+                         [&](const IdMap& m) { return id >= m.inside && id - m.inside < m.count; });
+    };
+    auto unmapped = [](std::string_view what, std::uint32_t id, const std::vector<IdMap>& map) {
+      std::string ranges = map.empty() ? "0" : "";
+      for (const IdMap& m : map) {
+        if (!ranges.empty()) ranges += ", ";
+        ranges += m.count == 1 ? std::to_string(m.inside)
+                               : fmt::format("{}-{}", m.inside, m.inside + m.count - 1);
+      }
+      return invalid(
+          fmt::format("{} {}", what, id),
+          fmt::format("not mapped in the container's user namespace (it maps {})", ranges));
+    };
+    if (!mapped(c.uid_map_, c.user_->uid)) return unmapped("uid", c.user_->uid, c.uid_map_);
+    if (!mapped(c.gid_map_, c.user_->gid)) return unmapped("gid", c.user_->gid, c.gid_map_);
+    for (gid_t g : c.user_->groups) {
+      if (!mapped(c.gid_map_, g)) return unmapped("group", g, c.gid_map_);
     }
     return success();
   }
@@ -640,6 +743,11 @@ struct SpawnAccess {
                                          "CAP_SYS_RESOURCE on the host"
                                        : "");
       }
+      case Step::install_seccomp:
+        return make_error(step, err, fmt::format("{} instructions", s.plan.seccomp_length),
+                          err == EACCES   ? "a seccomp filter needs no_new_privs or CAP_SYS_ADMIN"
+                          : err == EINVAL ? "the kernel refused the program (not valid BPF)"
+                                          : "");
       case Step::set_capabilities:
         return make_error(step, err,
                           report.index >= 0 ? fmt::format("capability {}", report.index) : "");
@@ -728,6 +836,11 @@ struct SpawnAccess {
       plan.group_count = s.groups.size();
     }
     plan.no_new_privs = c.no_new_privs_;
+    plan.new_session = c.new_session_;
+    plan.umask = c.umask_;
+    plan.seccomp = c.seccomp_.data();
+    plan.seccomp_length = c.seccomp_.size();
+    plan.test_pause_fd = test_pause_fd;
     plan.set_capabilities = c.capabilities_ != Capabilities::all();
     plan.capabilities = c.capabilities_.bits();
     plan.cap_last = cap_last();
@@ -765,10 +878,6 @@ struct SpawnAccess {
     Stack stack;
     if (!stack.allocate()) return last_error(Step::allocate_stack);
 
-    // A change of uid in a child that shares our memory resets the shared mm's dumpable
-    // flag (prctl(2)); note it so the host gets its own back once the child has exec'd.
-    const int dumpable = plan.set_ids ? ::prctl(PR_GET_DUMPABLE) : 0;
-
     int pidfd = -1;
     bool placed = false;
     long pid;
@@ -793,7 +902,7 @@ struct SpawnAccess {
     };
 
     if (ns.contains(Namespace::user)) {
-      auto maps = write_id_maps(c, static_cast<pid_t>(pid));
+      auto maps = DumpableWindow::when_all_closed([&] { return write_id_maps(c, pid); });
       if (!maps) return abandon(maps.error());
     }
     if (cgroup && !placed) {
@@ -802,6 +911,7 @@ struct SpawnAccess {
       auto attached = cgroup->attach(static_cast<pid_t>(pid));
       if (!attached) return abandon(attached.error());
     }
+    std::optional<DumpableWindow> non_dumpable(std::in_place);
     char go = 1;
     if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
       return abandon(last_error(Step::release_child));
@@ -809,9 +919,7 @@ struct SpawnAccess {
 
     ChildReport report{};
     ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
-    if (dumpable > 0 && ::prctl(PR_GET_DUMPABLE) != dumpable) {
-      ::prctl(PR_SET_DUMPABLE, dumpable);
-    }
+    non_dumpable.reset();
     if (n < 0) return abandon(last_error(Step::read_child_report));
     if (n == static_cast<ssize_t>(sizeof report)) return abandon(child_error(s, report));
     // EOF: the child exec'd (the pipe was close-on-exec) or died; either way it no longer
@@ -861,7 +969,7 @@ struct SpawnAccess {
     return make_error(Step::clone, err, "", std::move(note));
   }
 
-  static result<void> write_id_maps(const Container& c, pid_t pid) {
+  static result<void> write_id_maps(const Container& c, long pid) {
     const bool root = ::geteuid() == 0;
     std::vector<IdMap> uids = c.uid_map_, gids = c.gid_map_;
     if (uids.empty()) uids.push_back({0, ::geteuid(), 1});

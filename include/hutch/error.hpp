@@ -57,6 +57,8 @@ enum class Step : std::uint8_t {
   set_rlimit,
   set_capabilities,
   set_no_new_privs,
+  new_session,
+  install_seccomp,
   set_groups,
   set_gid,
   set_uid,
@@ -80,6 +82,8 @@ enum class Step : std::uint8_t {
   cgroup_freeze,
   cgroup_kill,
   cgroup_remove,
+  // The optional modules.
+  seccomp_compile,
 };
 
 namespace detail {
@@ -156,6 +160,10 @@ constexpr StepInfo step_info(Step step) noexcept {
       return {"spawn", "set capabilities", true};
     case Step::set_no_new_privs:
       return {"spawn", "set no_new_privs", true};
+    case Step::new_session:
+      return {"spawn", "setsid", true};
+    case Step::install_seccomp:
+      return {"spawn", "install seccomp filter", true};
     case Step::set_groups:
       return {"spawn", "setgroups", true};
     case Step::set_gid:
@@ -196,6 +204,8 @@ constexpr StepInfo step_info(Step step) noexcept {
       return {"cgroup", "kill", false};
     case Step::cgroup_remove:
       return {"cgroup", "remove", false};
+    case Step::seccomp_compile:
+      return {"seccomp", "compile profile", false};
   }
   return {"hutch", "unknown step", false};
 }

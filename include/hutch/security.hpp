@@ -1,11 +1,19 @@
-// hutch — what the container's process may do: capabilities, no_new_privs, rlimits.
+// hutch — what the container's process may do: capabilities, no_new_privs, rlimits and the
+// compiled seccomp program (the profile builder is the optional hutch/seccomp.hpp).
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/resource.h>
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "error.hpp"
 
 namespace hutch {
 
@@ -85,6 +93,91 @@ class Capabilities {
     return std::uint64_t{1} << static_cast<unsigned>(c);
   }
   std::uint64_t bits_;
+};
+
+namespace detail {
+// Kernel names (capabilities(7)) in capability-number order, without the CAP_ prefix.
+inline constexpr std::array<std::string_view, 41> capability_names = {"chown",
+                                                                      "dac_override",
+                                                                      "dac_read_search",
+                                                                      "fowner",
+                                                                      "fsetid",
+                                                                      "kill",
+                                                                      "setgid",
+                                                                      "setuid",
+                                                                      "setpcap",
+                                                                      "linux_immutable",
+                                                                      "net_bind_service",
+                                                                      "net_broadcast",
+                                                                      "net_admin",
+                                                                      "net_raw",
+                                                                      "ipc_lock",
+                                                                      "ipc_owner",
+                                                                      "sys_module",
+                                                                      "sys_rawio",
+                                                                      "sys_chroot",
+                                                                      "sys_ptrace",
+                                                                      "sys_pacct",
+                                                                      "sys_admin",
+                                                                      "sys_boot",
+                                                                      "sys_nice",
+                                                                      "sys_resource",
+                                                                      "sys_time",
+                                                                      "sys_tty_config",
+                                                                      "mknod",
+                                                                      "lease",
+                                                                      "audit_write",
+                                                                      "audit_control",
+                                                                      "setfcap",
+                                                                      "mac_override",
+                                                                      "mac_admin",
+                                                                      "syslog",
+                                                                      "wake_alarm",
+                                                                      "block_suspend",
+                                                                      "audit_read",
+                                                                      "perfmon",
+                                                                      "bpf",
+                                                                      "checkpoint_restore"};
+}  // namespace detail
+
+/// The kernel's name of a capability, e.g. "CAP_NET_RAW".
+inline std::string capability_name(Capability c) {
+  std::string name = "CAP_";
+  for (char ch : detail::capability_names[static_cast<unsigned>(c)]) {
+    name += static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 'a' + 'A' : ch);
+  }
+  return name;
+}
+
+/// Parses a capability name the way Docker's `--cap-add` takes it: "CAP_NET_RAW", "NET_RAW"
+/// or "net_raw". An unknown name is a `validate` error naming it.
+inline result<Capability> parse_capability(std::string_view text) {
+  std::string name;
+  for (char ch : text) name += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+  if (name.starts_with("cap_")) name.erase(0, 4);
+  for (std::size_t i = 0; i < detail::capability_names.size(); ++i) {
+    if (detail::capability_names[i] == name) return static_cast<Capability>(i);
+  }
+  return invalid(std::string(text), "not a capability name (capabilities(7), e.g. CAP_NET_RAW)");
+}
+
+/// A compiled seccomp filter (seccomp(2), SECCOMP_SET_MODE_FILTER): classic BPF that the
+/// container installs as its very last step before execve, so the filter never sees the
+/// setup's own mounts. Build one with `hutch::Seccomp` (hutch/seccomp.hpp, the optional
+/// `hutch::seccomp` target, on libseccomp), or bring your own program. Cheap to copy.
+class SeccompProgram {
+ public:
+  SeccompProgram() = default;
+  explicit SeccompProgram(std::vector<sock_filter> instructions)
+      : instructions_(std::make_shared<const std::vector<sock_filter>>(std::move(instructions))) {}
+  const sock_filter* data() const noexcept {
+    return instructions_ ? instructions_->data() : nullptr;
+  }
+  std::size_t size() const noexcept { return instructions_ ? instructions_->size() : 0; }
+  bool empty() const noexcept { return size() == 0; }
+
+ private:
+  std::shared_ptr<const std::vector<sock_filter>> instructions_;
 };
 
 /// One resource limit (getrlimit(2)), e.g. `{RLIMIT_NOFILE, 1024, 1024}`.

@@ -8,13 +8,19 @@ endif()
 
 set(VCPKG_BUILD_TYPE release)  # header-only
 
+set(HUTCH_SECCOMP OFF)
+if("seccomp" IN_LIST FEATURES)
+  set(HUTCH_SECCOMP ON)
+endif()
+
 vcpkg_cmake_configure(
   SOURCE_PATH "${SOURCE_PATH}"
   OPTIONS
     -DHUTCH_BUILD_TESTS=OFF
     -DHUTCH_BUILD_BENCHMARKS=OFF
     -DHUTCH_BUILD_EXAMPLES=OFF
-    -DHUTCH_INSTALL=ON)
+    -DHUTCH_INSTALL=ON
+    -DHUTCH_SECCOMP=${HUTCH_SECCOMP})
 vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(PACKAGE_NAME hutch CONFIG_PATH share/cmake/hutch)
 vcpkg_fixup_pkgconfig()

@@ -76,6 +76,37 @@ HUTCH_CHILD_CODE inline long bring_loopback_up() noexcept {
   return r;
 }
 
+/// Closes, first thing, every descriptor the plan does not name. The fd table is a copy of the
+/// host's at clone time, so it holds the report pipes of other containers being spawned at the
+/// same moment; keeping them until our exec would delay their EOF — and their host threads'
+/// "exec'd" — on our setup (for a rootless host, which waits for all setups to end before it
+/// writes id maps, forever). Kernels without close_range (before 5.9) keep them a little longer.
+HUTCH_CHILD_CODE inline void close_unneeded_fds(const Plan& plan) noexcept {
+  int keep[72];
+  std::size_t n = 0;
+  auto add = [&](int fd) {
+    if (fd >= 0 && n < 72) keep[n++] = fd;
+  };
+  add(0), add(1), add(2), add(plan.error_fd), add(plan.sync_read_fd), add(plan.test_pause_fd);
+  for (std::size_t i = 0; i < plan.fd_move_count && i < 64; ++i) add(plan.fd_moves[i].source);
+  for (std::size_t i = 1; i < n; ++i) {  // insertion sort: a handful of numbers
+    for (std::size_t j = i; j > 0 && keep[j - 1] > keep[j]; --j) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  }
+  unsigned next = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto fd = static_cast<unsigned>(keep[i]);
+    if (fd > next) {
+      if (raw::sys(SYS_close_range, next, fd - 1, 0) == -ENOSYS) return;
+    }
+    next = fd + 1;
+  }
+  raw::sys(SYS_close_range, next, ~0U, 0);
+}
+
 /// Puts every FdMove source onto its target and leaves nothing else open across exec.
 HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd) noexcept {
   const int floor = plan.max_target + 1;
@@ -460,6 +491,17 @@ HUTCH_CHILD_CODE inline void set_identity(const Plan& plan) noexcept {
   if (plan.die_with_parent) raw::sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
+/// The last step before execve: from here on every system call, execve included, passes the
+/// filter. Without no_new_privs the kernel asks for CAP_SYS_ADMIN (seccomp(2)).
+HUTCH_CHILD_CODE inline void install_seccomp(const Plan& plan) noexcept {
+  struct {
+    unsigned short length;
+    const sock_filter* filter;
+  } program{static_cast<unsigned short>(plan.seccomp_length), plan.seccomp};
+  long r = raw::sys(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &program);
+  if (r < 0) fail(plan, Step::install_seccomp, r);
+}
+
 HUTCH_CHILD_CODE [[noreturn]] inline void exec(const Plan& plan) noexcept {
   // Unblock everything the host blocked around clone: the command starts with an empty mask.
   std::uint64_t empty_mask = 0;
@@ -484,6 +526,7 @@ HUTCH_CHILD_CODE [[noreturn]] inline void exec(const Plan& plan) noexcept {
 /// The child's entry point: the whole setup, in order. Never returns.
 HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   const Plan& plan = *static_cast<const Plan*>(argument);
+  close_unneeded_fds(plan);
   if (plan.die_with_parent) {
     long r = raw::sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (r < 0) fail(plan, Step::set_parent_death_signal, r);
@@ -514,6 +557,11 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
       if (r < 0) fail(plan, Step::write_timens_offsets, r);
     }
   }
+  // Non-dumpable until execve gives the command its own memory: nothing may ptrace us or read
+  // our memory (the host's: CLONE_VM) through /proc during setup (set after
+  // timens_offsets: a non-dumpable process's /proc files belong to the host's root). The flag is
+  // the shared mm's, so the host restores its own once we have exec'd (see DumpableWindow).
+  raw::sys(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
   if (plan.hostname) {
     long r = raw::sys(SYS_sethostname, plan.hostname, plan.hostname_length);
     if (r < 0) fail(plan, Step::set_hostname, r);
@@ -535,7 +583,13 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
     long r = raw::sys(SYS_setsid);
     if (r >= 0) r = raw::sys(SYS_ioctl, 0, TIOCSCTTY, 0);
     if (r < 0) fail(patched, Step::set_controlling_tty, r);
+  } else if (patched.new_session) {
+    // A session of its own without a controlling terminal: a terminal inherited as stdin is
+    // then not the container's controlling tty, so TIOCSTI cannot type into the host's shell.
+    long r = raw::sys(SYS_setsid);
+    if (r < 0) fail(patched, Step::new_session, r);
   }
+  raw::sys(SYS_umask, patched.umask);
   set_rlimits(patched);
   if (patched.set_capabilities) drop_bounding_set(patched);
   // Keep the permitted capabilities across the change of uid; they are set just after.
@@ -552,6 +606,8 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
     long r = raw::sys(SYS_chdir, patched.cwd);
     if (r < 0) fail(patched, Step::chdir, r);
   }
+  if (patched.test_pause_fd >= 0) raw::sys_retry(SYS_read, patched.test_pause_fd, &go, 1);
+  if (patched.seccomp_length > 0) install_seccomp(patched);
   exec(patched);
 }
 

@@ -32,6 +32,9 @@ struct CloneArgs {
 
 /// Tests set this to exercise the clone(2) fallback that old kernels take.
 inline bool force_clone_fallback = false;
+/// Tests only: a descriptor the child reads one byte from just before exec, so a test can
+/// look at a container paused at the end of its setup. -1: off.
+inline int test_pause_fd = -1;
 
 /// The child's stack: an anonymous mapping with a guard page below it. The child uses it
 /// until it execs; the host unmaps it only after that (or after the child is gone).

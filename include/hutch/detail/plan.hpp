@@ -2,6 +2,7 @@
 // host as plain arrays so the child only reads memory and makes system calls.
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -92,6 +93,11 @@ struct Plan {
   std::uint64_t capabilities = 0;  // bounding = permitted = effective; inheritable, ambient: 0
   int cap_last = 40;               // /proc/sys/kernel/cap_last_cap
   bool no_new_privs = true;
+  bool new_session = true;  // setsid(2): no controlling terminal shared with the host
+  unsigned umask = 022;
+  const sock_filter* seccomp = nullptr;  // installed last, just before execve
+  std::size_t seccomp_length = 0;
+  int test_pause_fd = -1;  // tests only: read one byte just before exec
   const RlimitStep* rlimits = nullptr;
   std::size_t rlimit_count = 0;
 

@@ -1,0 +1,232 @@
+// hutch — seccomp profiles, compiled to a SeccompProgram with libseccomp.
+//
+// The optional `hutch::seccomp` module: link the `hutch::seccomp` CMake target (it brings
+// libseccomp). The core only installs a compiled program (Container::seccomp).
+#pragma once
+
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "error.hpp"
+#include "fd.hpp"
+#include "security.hpp"
+
+namespace hutch {
+
+/// A seccomp profile: a default action and rules by system call name, compiled with libseccomp
+/// for the native architecture and its compat ones (x86 and x32 next to x86_64, arm next to
+/// aarch64), so a 32-bit call cannot slip past a rule written for the 64-bit one.
+///
+/// Calls a deny-by-default profile does not list fail with ENOSYS, as on a kernel that lacks
+/// them: glibc and most programs fall back on ENOSYS (glibc's clone3 → clone among them), and
+/// would fail for good on EPERM.
+class Seccomp {
+ public:
+  /// Every call allowed but those the rules deny (a deny list).
+  static Seccomp allow_by_default() { return Seccomp(std::nullopt); }
+  /// Every call fails with `error` (ENOSYS) but those the rules allow (an allow list).
+  static Seccomp deny_by_default(int error = ENOSYS) { return Seccomp(error); }
+
+  /// The default profile, equal in intent to Docker's: the calls Docker allows only with a
+  /// capability the default set lacks fail with EPERM — kernel keyrings, bpf, module loading,
+  /// kexec, reboot, swap, quotas, the clock, the syslog, mounting (setup is already done),
+  /// pivot_root, setns, new namespaces through unshare or clone, open_by_handle_at,
+  /// perf_event_open, userfaultfd, io_uring, iopl/ioperm — and TIOCSTI/TIOCLINUX, which
+  /// push input into a terminal. clone3 fails with ENOSYS: its flags live in memory where a
+  /// filter cannot read them, and glibc falls back to clone, whose flags it can.
+  static Seccomp defaults() {
+    Seccomp profile = allow_by_default();
+    for (const char* name : {"acct",
+                             "add_key",
+                             "bpf",
+                             "clock_adjtime",
+                             "clock_settime",
+                             "create_module",
+                             "delete_module",
+                             "fanotify_init",
+                             "finit_module",
+                             "fsconfig",
+                             "fsmount",
+                             "fsopen",
+                             "fspick",
+                             "get_kernel_syms",
+                             "init_module",
+                             "io_uring_enter",
+                             "io_uring_register",
+                             "io_uring_setup",
+                             "ioperm",
+                             "iopl",
+                             "kexec_file_load",
+                             "kexec_load",
+                             "keyctl",
+                             "lookup_dcookie",
+                             "mount",
+                             "mount_setattr",
+                             "move_mount",
+                             "nfsservctl",
+                             "open_by_handle_at",
+                             "open_tree",
+                             "perf_event_open",
+                             "pivot_root",
+                             "quotactl",
+                             "quotactl_fd",
+                             "reboot",
+                             "request_key",
+                             "setns",
+                             "settimeofday",
+                             "stime",
+                             "swapoff",
+                             "swapon",
+                             "sysfs",
+                             "_sysctl",
+                             "syslog",
+                             "umount",
+                             "umount2",
+                             "uselib",
+                             "userfaultfd",
+                             "ustat",
+                             "vhangup",
+                             "vm86",
+                             "vm86old"}) {
+      profile.rules_.push_back({name, EPERM, std::nullopt, true});
+    }
+    constexpr std::uint64_t new_namespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+                                             CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
+                                             CLONE_NEWCGROUP | CLONE_NEWTIME;
+    for (std::uint64_t bit = 1; bit != 0; bit <<= 1) {
+      if ((new_namespaces & bit) == 0) continue;
+      profile.deny_if("clone", 0, bit, bit);
+      profile.deny_if("unshare", 0, bit, bit);
+    }
+    profile.deny("clone3", ENOSYS);
+    profile.deny_if("ioctl", 1, 0xffffffff, TIOCSTI);
+    profile.deny_if("ioctl", 1, 0xffffffff, TIOCLINUX);
+    return profile;
+  }
+
+  /// Allows `syscall` (by its name, e.g. "openat").
+  Seccomp& allow(std::string_view syscall) {
+    rules_.push_back({std::string(syscall), allowed, std::nullopt, false});
+    return *this;
+  }
+  /// Makes `syscall` fail with `error` (EPERM unless given).
+  Seccomp& deny(std::string_view syscall, int error = EPERM) {
+    rules_.push_back({std::string(syscall), error, std::nullopt, false});
+    return *this;
+  }
+  /// Makes `syscall` fail with `error` when its argument number `arg` (0-5), masked with
+  /// `mask`, equals `value`; several such rules for one call deny when any matches.
+  Seccomp& deny_if(std::string_view syscall, unsigned arg, std::uint64_t mask, std::uint64_t value,
+                   int error = EPERM) {
+    rules_.push_back({std::string(syscall), error, Condition{arg, mask, value}, false});
+    return *this;
+  }
+
+  /// Compiles the profile to BPF. A name libseccomp does not know, an argument number past 5
+  /// or an errno out of range is a `seccomp_compile` error naming it.
+  result<SeccompProgram> compile() const {
+    const std::uint32_t default_action =
+        default_error_ ? SCMP_ACT_ERRNO(*default_error_) : SCMP_ACT_ALLOW;
+    scmp_filter_ctx ctx = ::seccomp_init(default_action);
+    if (!ctx) return make_error(Step::seccomp_compile, ENOMEM, "", "seccomp_init");
+    Context owner{ctx};
+    for (std::uint32_t arch : compat_arches()) {
+      int r = ::seccomp_arch_add(ctx, arch);
+      if (r < 0 && r != -EEXIST) return make_error(Step::seccomp_compile, -r, "", "arch_add");
+    }
+    for (const Rule& rule : rules_) {
+      int nr = ::seccomp_syscall_resolve_name(rule.syscall.c_str());
+      if (nr == __NR_SCMP_ERROR) {
+        if (rule.optional) continue;  // older libseccomp: the call it lacks is not named here
+        return make_error(Step::seccomp_compile, EINVAL, rule.syscall,
+                          "no system call of that name (libseccomp " +
+                              std::to_string(SCMP_VER_MAJOR) + "." +
+                              std::to_string(SCMP_VER_MINOR) + ")");
+      }
+      if (rule.error != allowed && (rule.error <= 0 || rule.error > 4095)) {
+        return make_error(Step::seccomp_compile, EINVAL,
+                          rule.syscall + " " + std::to_string(rule.error), "an errno is 1 to 4095");
+      }
+      const std::uint32_t action =
+          rule.error == allowed ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(rule.error);
+      if (action == default_action) continue;  // nothing to add
+      int r;
+      if (rule.condition) {
+        if (rule.condition->arg > 5) {
+          return make_error(Step::seccomp_compile, EINVAL,
+                            rule.syscall + " arg " + std::to_string(rule.condition->arg),
+                            "system calls have arguments 0 to 5");
+        }
+        r = ::seccomp_rule_add(ctx, action, nr, 1,
+                               SCMP_CMP(rule.condition->arg, SCMP_CMP_MASKED_EQ,
+                                        rule.condition->mask, rule.condition->value));
+      } else {
+        r = ::seccomp_rule_add(ctx, action, nr, 0);
+      }
+      if (r < 0) return make_error(Step::seccomp_compile, -r, rule.syscall, "seccomp_rule_add");
+    }
+    return export_program(ctx);
+  }
+
+ private:
+  static constexpr int allowed = 0;
+  struct Condition {
+    unsigned arg;
+    std::uint64_t mask;
+    std::uint64_t value;
+  };
+  struct Rule {
+    std::string syscall;
+    int error;  // `allowed` or the errno the call fails with
+    std::optional<Condition> condition;
+    bool optional;  // part of a built-in profile: skipped if this libseccomp lacks the name
+  };
+  struct Context {
+    scmp_filter_ctx ctx;
+    ~Context() { ::seccomp_release(ctx); }
+  };
+
+  explicit Seccomp(std::optional<int> default_error) : default_error_(default_error) {}
+
+  static std::vector<std::uint32_t> compat_arches() {
+#if defined(__x86_64__)
+    return {SCMP_ARCH_X86, SCMP_ARCH_X32};
+#elif defined(__aarch64__)
+    return {SCMP_ARCH_ARM};
+#else
+    return {};
+#endif
+  }
+
+  /// libseccomp 2.5 exports only to a descriptor: export into a memfd and read it back.
+  static result<SeccompProgram> export_program(scmp_filter_ctx ctx) {
+    Fd memory(::memfd_create("hutch-seccomp", MFD_CLOEXEC));
+    if (!memory) return last_error(Step::seccomp_compile, "memfd_create");
+    if (int r = ::seccomp_export_bpf(ctx, memory.get()); r < 0) {
+      return make_error(Step::seccomp_compile, -r, "", "seccomp_export_bpf");
+    }
+    const off_t size = ::lseek(memory.get(), 0, SEEK_END);
+    if (size <= 0 || size % sizeof(sock_filter) != 0) {
+      return make_error(Step::seccomp_compile, EINVAL, "", "libseccomp exported no program");
+    }
+    std::vector<sock_filter> program(static_cast<std::size_t>(size) / sizeof(sock_filter));
+    if (::pread(memory.get(), program.data(), static_cast<std::size_t>(size), 0) != size) {
+      return last_error(Step::seccomp_compile, "memfd read");
+    }
+    return SeccompProgram(std::move(program));
+  }
+
+  std::optional<int> default_error_;
+  std::vector<Rule> rules_;
+};
+
+}  // namespace hutch
