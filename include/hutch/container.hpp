@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,18 @@ struct SpawnAccess;
 /// The PATH a container gets unless its environment sets one (Docker's default).
 inline constexpr std::string_view default_path =
     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+class Image;
+class ImageStore;
+
+/// Progress while unpacking an image (hutch/image.hpp): bytes of layer `layer` (of `layers`)
+/// read so far.
+struct LayerProgress {
+  std::size_t layer = 0, layers = 0;
+  std::string digest;
+  std::uint64_t done = 0, total = 0;
+};
+using ProgressCallback = std::function<void(const LayerProgress&)>;
 
 /// The description of a container: a command, its environment and identity, the namespaces
 /// that isolate it, its stdio. A copyable value; `spawn()` may be called any number of times.
@@ -234,6 +247,12 @@ class Container {
     die_with_parent_ = yes;
     return *this;
   }
+
+  /// A container for an OCI image, as `docker run IMAGE` sets it up: its layers (unpacked
+  /// into `store` once) under a writable overlay, its Entrypoint + Cmd, Env, WorkingDir and
+  /// User. Defined by hutch/image.hpp (the `hutch::image` module).
+  static result<Container> from_image(const Image& image, const ImageStore& store,
+                                      const ProgressCallback& progress = {});
 
   /// Starts the container. Returns when the command has been exec'd inside it, or with the
   /// reason it could not be, whichever step failed, in the host or in the container.

@@ -17,6 +17,17 @@
 #include <type_traits>
 #include <utility>
 
+/// `HUTCH_TRY(auto x, expr);` — `x` is the value of `expr` (a result), or the enclosing
+/// function returns its error. (Boost 1.74's BOOST_OUTCOME_TRY has another two-argument form
+/// than later Boosts, so hutch spells it once, here.)
+#define HUTCH_TRY_NAME2(a, b) a##b
+#define HUTCH_TRY_NAME(a, b) HUTCH_TRY_NAME2(a, b)
+#define HUTCH_TRY(declaration, ...)                                 \
+  auto HUTCH_TRY_NAME(hutch_try_, __LINE__) = (__VA_ARGS__);        \
+  if (!HUTCH_TRY_NAME(hutch_try_, __LINE__))                        \
+    return std::move(HUTCH_TRY_NAME(hutch_try_, __LINE__)).error(); \
+  declaration = std::move(HUTCH_TRY_NAME(hutch_try_, __LINE__)).value()
+
 namespace hutch {
 
 /// The step that failed. Steps run either in the host process (validation, pipes, id maps,
@@ -84,6 +95,9 @@ enum class Step : std::uint8_t {
   cgroup_remove,
   // The optional modules.
   seccomp_compile,
+  image_open,
+  image_verify,
+  image_unpack,
 };
 
 namespace detail {
@@ -206,6 +220,12 @@ constexpr StepInfo step_info(Step step) noexcept {
       return {"cgroup", "remove", false};
     case Step::seccomp_compile:
       return {"seccomp", "compile profile", false};
+    case Step::image_open:
+      return {"image", "open", false};
+    case Step::image_verify:
+      return {"image", "verify digest", false};
+    case Step::image_unpack:
+      return {"image", "unpack layer", false};
   }
   return {"hutch", "unknown step", false};
 }

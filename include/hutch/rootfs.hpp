@@ -316,7 +316,11 @@ struct RootFsPlanner {
            .source = "overlay",
            .target = root,
            .fstype = "overlay",
-           .data = keep(fmt::format("lowerdir={},upperdir={},workdir={}", lower, upper, work))});
+           // Inside a user namespace overlayfs can only read user.* xattrs: an image's
+           // opaque directories (hutch/image.hpp) are marked with user.overlay.opaque too.
+           .data = keep(fmt::format(
+               "lowerdir={},upperdir={},workdir={}{}", lower, upper, work,
+               layers.size() > 1 && namespaces.contains(Namespace::user) ? ",userxattr" : ""))});
     } else {
       root = keep(layers.front());
       add({.kind = Kind::bind, .source = root, .target = root, .flags = MS_REC});
