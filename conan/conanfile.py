@@ -14,9 +14,10 @@ class HutchConan(ConanFile):
     topics = ("containers", "namespaces", "cgroups", "sandbox", "header-only")
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
-    # Optional modules, each a component with its own target: hutch::seccomp (libseccomp).
-    options = {"with_seccomp": [True, False]}
-    default_options = {"with_seccomp": True}
+    # Optional modules, each a component with its own target: hutch::seccomp (libseccomp)
+    # and hutch::image (nlohmann_json, libarchive, OpenSSL).
+    options = {"with_seccomp": [True, False], "with_image": [True, False]}
+    default_options = {"with_seccomp": True, "with_image": True}
     no_copy_source = True
 
     def export_sources(self):
@@ -32,6 +33,10 @@ class HutchConan(ConanFile):
         self.requires("boost/[>=1.74]", transitive_headers=True, options={"header_only": True})
         if self.options.with_seccomp:
             self.requires("libseccomp/[>=2.5 <3]")
+        if self.options.with_image:
+            self.requires("nlohmann_json/[>=3.10 <4]", transitive_headers=True)
+            self.requires("libarchive/[>=3.6 <4]", transitive_headers=True)
+            self.requires("openssl/[>=3 <4]", transitive_headers=True)
 
     def validate(self):
         from conan.errors import ConanInvalidConfiguration
@@ -51,6 +56,7 @@ class HutchConan(ConanFile):
         tc.cache_variables["HUTCH_BUILD_EXAMPLES"] = False
         tc.cache_variables["HUTCH_INSTALL"] = True
         tc.cache_variables["HUTCH_SECCOMP"] = "ON" if self.options.with_seccomp else "OFF"
+        tc.cache_variables["HUTCH_IMAGE"] = "ON" if self.options.with_image else "OFF"
         tc.generate()
         CMakeDeps(self).generate()
 
@@ -76,3 +82,10 @@ class HutchConan(ConanFile):
             seccomp.bindirs = []
             seccomp.libdirs = []
             seccomp.requires = ["core", "libseccomp::libseccomp"]
+        if self.options.with_image:
+            image = self.cpp_info.components["image"]
+            image.set_property("cmake_target_name", "hutch::image")
+            image.bindirs = []
+            image.libdirs = []
+            image.requires = ["core", "nlohmann_json::nlohmann_json", "libarchive::libarchive",
+                              "openssl::crypto"]

@@ -1,6 +1,7 @@
 // hutch-run: a small `docker run` on the library, with no daemon.
 //
-//   hutch-run --rootfs DIR [--memory 64M] [--cpus 0.5] [--pids 64] [--net none|host]
+//   hutch-run (--rootfs DIR | --image OCI-DIR[:TAG] | --image ARCHIVE.tar[:TAG]) [--memory 64M]
+//   [--cpus 0.5] [--pids 64] [--net none|host]
 //             [--hostname H] [--env K=V]... [--volume HOST:CTR[:ro]]... [--read-only]
 //             [--workdir D] [--user U[:G]] [--cap-add C]... [--cap-drop C]...
 //             [--ulimit NAME=SOFT[:HARD]]... [--security-opt seccomp=unconfined]
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include <hutch/hutch.hpp>
+#include <hutch/image.hpp>
 #include <hutch/seccomp.hpp>
 
 namespace {
@@ -212,16 +214,23 @@ hutch::result<hutch::ExitStatus> supervise(hutch::Child& child, int signals, boo
 
 int main(int argc, char** argv) {
   CLI::App app{"Run a command in a new container, like `docker run`, with no daemon.", "hutch-run"};
-  std::string rootfs, memory, net = "none", hostname, workdir, user;
+  std::string rootfs, image_ref, store_dir, memory, net = "none", hostname, workdir, user;
   double cpus = 0;
   std::uint64_t pids = 0;
   std::vector<std::string> env, volumes;
   std::vector<std::string> cap_add, cap_drop, ulimits, security_opts;
   bool read_only = false, remove = false, interactive = false, tty = false;
   app.set_help_flag("--help", "Print this help and exit");  // -h is --hostname, as in docker
-  app.add_option("--rootfs", rootfs, "Directory holding the container's root filesystem")
-      ->required()
-      ->check(CLI::ExistingDirectory);
+  auto* rootfs_option =
+      app.add_option("--rootfs", rootfs, "Directory holding the container's root filesystem")
+          ->check(CLI::ExistingDirectory);
+  auto* image_option = app.add_option(
+      "--image", image_ref,
+      "OCI image layout directory or docker save archive, with :TAG to pick an image");
+  rootfs_option->excludes(image_option);
+  app.add_option("--store", store_dir,
+                 "Where image layers are unpacked (default ~/.cache/hutch, /var/cache/hutch "
+                 "for root)");
   app.add_option("--memory,-m", memory, "Memory limit, e.g. 64M or 1G");
   app.add_option("--cpus", cpus, "CPU limit as a number of CPUs, e.g. 0.5")
       ->check(CLI::PositiveNumber);
@@ -263,11 +272,50 @@ int main(int argc, char** argv) {
     return fail(fmt::format("unknown option {}\nTry 'hutch-run --help' for more information.",
                             command.front()));
   }
-  if (command.empty()) {
-    return fail("no command given\nTry 'hutch-run --help' for more information.");
+  if (rootfs.empty() && image_ref.empty()) {
+    return fail("--rootfs or --image is required\nTry 'hutch-run --help' for more information.");
   }
 
-  hutch::RootFs root = hutch::RootFs::directory(rootfs);
+  // An image gives the root (its layers), the command and its environment; flags override.
+  std::optional<hutch::Image> image;
+  std::vector<std::string> layers;
+  hutch::Container container;
+  if (!image_ref.empty()) {
+    std::string path = image_ref, tag;
+    if (auto colon = image_ref.rfind(':'); colon != std::string::npos &&
+                                           image_ref.find('/', colon) == std::string::npos &&
+                                           !std::filesystem::exists(image_ref)) {
+      path = image_ref.substr(0, colon);
+      tag = image_ref.substr(colon + 1);
+    }
+    hutch::ImageStore store =
+        store_dir.empty() ? hutch::ImageStore::default_store() : hutch::ImageStore(store_dir);
+    auto opened = hutch::Image::open(path, tag, {.store = store});
+    if (!opened) return fail(opened.error().message());
+    image = std::move(*opened);
+    bool drawn = false;
+    auto progress = [&](const hutch::LayerProgress& p) {
+      if (!::isatty(2)) return;
+      fmt::print(stderr, "\runpacking layer {}/{}: {} / {} KiB", p.layer + 1, p.layers,
+                 p.done / 1024, p.total / 1024);
+      drawn = true;
+    };
+    auto unpacked = image->unpack(store, progress);
+    if (drawn) fmt::print(stderr, "\n");
+    if (!unpacked) return fail(unpacked.error().message());
+    layers = *unpacked;
+    auto from_image = hutch::Container::from_image(*image, store);
+    if (!from_image) return fail(from_image.error().message());
+    container = std::move(*from_image);
+    if (!command.empty()) container.command(image->command(command));
+  } else {
+    if (command.empty()) {
+      return fail("no command given\nTry 'hutch-run --help' for more information.");
+    }
+    container.command(command);
+  }
+
+  hutch::RootFs root = image ? hutch::RootFs::layers(layers) : hutch::RootFs::directory(rootfs);
   std::string keep_parent;
   if (remove) {
     root.overlay();
@@ -295,13 +343,10 @@ int main(int argc, char** argv) {
 
   hutch::Namespaces namespaces = hutch::Namespaces::all();
   if (net == "host") namespaces = namespaces.without(hutch::Namespace::net);
-  hutch::Container container =
-      hutch::Container{}
-          .command(command)
-          .namespaces(namespaces)
-          .rootfs(root)
-          .std_in(interactive ? hutch::Stdio::inherit() : hutch::Stdio::null())
-          .tty(tty);
+  container.namespaces(namespaces)
+      .rootfs(root)
+      .std_in(interactive ? hutch::Stdio::inherit() : hutch::Stdio::null())
+      .tty(tty);
   if (tty) {
     container.env("TERM", std::getenv("TERM") ? std::getenv("TERM") : "xterm");
     // The caller's window size from the first instruction; changes follow by SIGWINCH.
@@ -318,8 +363,16 @@ int main(int argc, char** argv) {
   }
   if (!workdir.empty()) container.cwd(workdir);
   if (!user.empty()) {
-    auto ids = parse_user(user, rootfs);
-    if (!ids) return fail(fmt::format("--user {}: no such user in {}/etc/passwd", user, rootfs));
+    std::optional<std::pair<uid_t, gid_t>> ids;
+    if (image) {
+      auto resolved = hutch::Image::resolve_user(
+          std::vector<std::string>(layers.rbegin(), layers.rend()), user);
+      if (!resolved) return fail(fmt::format("--user {}: {}", user, resolved.error().message()));
+      ids = *resolved;
+    } else {
+      ids = parse_user(user, rootfs);
+      if (!ids) return fail(fmt::format("--user {}: no such user in {}/etc/passwd", user, rootfs));
+    }
     // The user's id must be mapped in the user namespace. As root, map ids 0-65535 onto
     // themselves, as docker does without userns-remap, so the root filesystem's owners
     // stay who they are; rootless, only the caller's own id can be mapped (it is 0 inside).

@@ -73,6 +73,23 @@ if [ "$(id -u)" = 0 ]; then
   check "pids limit" "yes" "$([ "${out:-0}" -ge 1 ] && echo yes || echo no)"
 fi
 
+# --image: an OCI layout written by umoci from the busybox root, run with its config.
+if command -v umoci >/dev/null; then
+  img="$XDG_RUNTIME_DIR/image" bundle="$XDG_RUNTIME_DIR/bundle" store="$XDG_RUNTIME_DIR/store"
+  rootless=; [ "$(id -u)" = 0 ] || rootless=--rootless
+  (set -e
+   umoci init --layout "$img"; umoci new --image "$img:box"
+   umoci unpack $rootless --image "$img:box" "$bundle"
+   cp -a "$root/." "$bundle/rootfs/"
+   umoci repack --image "$img:box" "$bundle"
+   umoci config --image "$img:box" --config.env GREETING=from-image --config.workingdir /etc \
+     --config.entrypoint /bin/sh --config.cmd -c --config.cmd 'echo $GREETING in $(pwd)') >/dev/null 2>&1
+  check "image default command" "from-image in /etc" "$("$run" --image "$img:box" --store "$store" --rm)"
+  check "image with a command" "own" "$("$run" --image "$img:box" --store "$store" --rm -- -c 'echo own')"
+  check "image env override" "changed in /" "$("$run" --image "$img:box" --store "$store" --rm -e GREETING=changed -w / )"
+  "$run" --image "$img:nope" --store "$store" --rm 2>/dev/null; check "unknown tag" 125 $?
+fi
+
 # -t: a terminal with the caller's window size, Ctrl-C reaches the command.
 if command -v script >/dev/null; then
   out=$(sleep 2 | script -qec "stty rows 31 cols 97; $run --rootfs $root --rm -t -- sh -c 'test -t 0 && echo tty; stty size'" /dev/null | tr -d '\r\000')

@@ -12,6 +12,10 @@ set(HUTCH_SECCOMP OFF)
 if("seccomp" IN_LIST FEATURES)
   set(HUTCH_SECCOMP ON)
 endif()
+set(HUTCH_IMAGE OFF)
+if("image" IN_LIST FEATURES)
+  set(HUTCH_IMAGE ON)
+endif()
 
 vcpkg_cmake_configure(
   SOURCE_PATH "${SOURCE_PATH}"
@@ -20,7 +24,8 @@ vcpkg_cmake_configure(
     -DHUTCH_BUILD_BENCHMARKS=OFF
     -DHUTCH_BUILD_EXAMPLES=OFF
     -DHUTCH_INSTALL=ON
-    -DHUTCH_SECCOMP=${HUTCH_SECCOMP})
+    -DHUTCH_SECCOMP=${HUTCH_SECCOMP}
+    -DHUTCH_IMAGE=${HUTCH_IMAGE})
 vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(PACKAGE_NAME hutch CONFIG_PATH share/cmake/hutch)
 vcpkg_fixup_pkgconfig()

@@ -14,11 +14,13 @@ cmake -S "$source/tests/consumer/find_package" -B "$work/find_package" \
 cmake --build "$work/find_package" >/dev/null
 "$work/find_package/consumer"
 "$work/find_package/consumer_seccomp"
+"$work/find_package/consumer_image"
 cmake -S "$source/tests/consumer/add_subdirectory" -B "$work/add_subdirectory" \
   -DHUTCH_SOURCE_DIR="$source" >/dev/null
 cmake --build "$work/add_subdirectory" >/dev/null
 "$work/add_subdirectory/consumer"
 "$work/add_subdirectory/consumer_seccomp"
+"$work/add_subdirectory/consumer_image"
 # Conan's test_package is plain CMake over find_package: build it against the same prefix
 # (Conan itself cannot be installed on these machines).
 cmake -S "$source/conan/test_package" -B "$work/conan_test_package" \
