@@ -281,12 +281,17 @@ int main(int argc, char** argv) {
   std::vector<std::string> layers;
   hutch::Container container;
   if (!image_ref.empty()) {
+    // PATH[:REF]: the path is the longest prefix that exists ("saved.tar:name:tag" gives
+    // the archive and "name:tag").
     std::string path = image_ref, tag;
-    if (auto colon = image_ref.rfind(':'); colon != std::string::npos &&
-                                           image_ref.find('/', colon) == std::string::npos &&
-                                           !std::filesystem::exists(image_ref)) {
-      path = image_ref.substr(0, colon);
-      tag = image_ref.substr(colon + 1);
+    for (auto colon = image_ref.rfind(':'); colon != std::string::npos && colon > 0;
+         colon = image_ref.rfind(':', colon - 1)) {
+      if (std::filesystem::exists(image_ref)) break;
+      if (std::filesystem::exists(image_ref.substr(0, colon))) {
+        path = image_ref.substr(0, colon);
+        tag = image_ref.substr(colon + 1);
+        break;
+      }
     }
     hutch::ImageStore store =
         store_dir.empty() ? hutch::ImageStore::default_store() : hutch::ImageStore(store_dir);
