@@ -71,21 +71,17 @@ class HutchConan(ConanFile):
         self.cpp_info.set_property("cmake_file_name", "hutch")
         self.cpp_info.set_property("cmake_target_name", "hutch::hutch")
         self.cpp_info.set_property("pkg_config_name", "hutch")
-        core = self.cpp_info.components["core"]
-        core.set_property("cmake_target_name", "hutch::hutch")
-        core.bindirs = []
-        core.libdirs = []
-        core.requires = ["fmt::fmt", "boost::headers"]
+        # Header-only components: a target each, no binaries.
+        def component(name, target, requires):
+            c = self.cpp_info.components[name]
+            c.set_property("cmake_target_name", target)
+            c.bindirs = []
+            c.libdirs = []
+            c.requires = requires
+
+        component("core", "hutch::hutch", ["fmt::fmt", "boost::headers"])
         if self.options.with_seccomp:
-            seccomp = self.cpp_info.components["seccomp"]
-            seccomp.set_property("cmake_target_name", "hutch::seccomp")
-            seccomp.bindirs = []
-            seccomp.libdirs = []
-            seccomp.requires = ["core", "libseccomp::libseccomp"]
+            component("seccomp", "hutch::seccomp", ["core", "libseccomp::libseccomp"])
         if self.options.with_image:
-            image = self.cpp_info.components["image"]
-            image.set_property("cmake_target_name", "hutch::image")
-            image.bindirs = []
-            image.libdirs = []
-            image.requires = ["core", "nlohmann_json::nlohmann_json", "libarchive::libarchive",
-                              "openssl::crypto"]
+            component("image", "hutch::image", ["core", "nlohmann_json::nlohmann_json",
+                                                "libarchive::libarchive", "openssl::crypto"])

@@ -69,38 +69,6 @@ std::optional<std::uint64_t> parse_size(std::string text) {
   return std::stoull(text) * unit;
 }
 
-/// "1000", "1000:1000" or a user name from the root filesystem's /etc/passwd.
-std::optional<std::pair<uid_t, gid_t>> parse_user(const std::string& spec,
-                                                  const std::string& rootfs) {
-  auto colon = spec.find(':');
-  std::string user = spec.substr(0, colon);
-  auto numeric = [](const std::string& s) {
-    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
-  };
-  std::optional<std::pair<uid_t, gid_t>> found;
-  if (numeric(user)) {
-    uid_t uid = static_cast<uid_t>(std::stoul(user));
-    found = std::pair<uid_t, gid_t>{uid, uid};
-  } else {
-    std::ifstream passwd(rootfs + "/etc/passwd");
-    for (std::string line; std::getline(passwd, line);) {
-      std::vector<std::string> fields;
-      std::stringstream in(line);
-      for (std::string f; std::getline(in, f, ':');) fields.push_back(f);
-      if (fields.size() >= 4 && fields[0] == user && numeric(fields[2]) && numeric(fields[3])) {
-        found = std::pair<uid_t, gid_t>{static_cast<uid_t>(std::stoul(fields[2])),
-                                        static_cast<gid_t>(std::stoul(fields[3]))};
-      }
-    }
-  }
-  if (found && colon != std::string::npos) {
-    std::string group = spec.substr(colon + 1);
-    if (!numeric(group)) return std::nullopt;
-    found->second = static_cast<gid_t>(std::stoul(group));
-  }
-  return found;
-}
-
 /// "nofile=1024:2048" (docker's --ulimit) -> an rlimit.
 std::optional<hutch::Rlimit> parse_ulimit(const std::string& spec) {
   static const std::pair<const char*, int> names[] = {
@@ -368,16 +336,11 @@ int main(int argc, char** argv) {
   }
   if (!workdir.empty()) container.cwd(workdir);
   if (!user.empty()) {
-    std::optional<std::pair<uid_t, gid_t>> ids;
-    if (image) {
-      auto resolved = hutch::Image::resolve_user(
-          std::vector<std::string>(layers.rbegin(), layers.rend()), user);
-      if (!resolved) return fail(fmt::format("--user {}: {}", user, resolved.error().message()));
-      ids = *resolved;
-    } else {
-      ids = parse_user(user, rootfs);
-      if (!ids) return fail(fmt::format("--user {}: no such user in {}/etc/passwd", user, rootfs));
-    }
+    // Through the container's own /etc/passwd (an image's: its layers, top first).
+    auto ids = hutch::resolve_user(image ? std::vector<std::string>(layers.rbegin(), layers.rend())
+                                         : std::vector<std::string>{rootfs},
+                                   user);
+    if (!ids) return fail(fmt::format("--user {}: {}", user, ids.error().message()));
     // The user's id must be mapped in the user namespace. As root, map ids 0-65535 onto
     // themselves, as docker does without userns-remap, so the root filesystem's owners
     // stay who they are; rootless, only the caller's own id can be mapped (it is 0 inside).

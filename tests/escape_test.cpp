@@ -239,17 +239,11 @@ TEST_F(Escape, CannotPushInputIntoTheHostTerminal) {
 
 TEST_F(Escape, InsideHoldsExactlyTheDefaultPrivileges) {
   auto status = run_ok(default_container({"probe", "status"}));
-  auto field = [&](const std::string& key) {
-    auto at = status.find(key + ":\t");
-    return at == std::string::npos
-               ? "?"
-               : status.substr(at + key.size() + 2, status.find('\n', at) - at - key.size() - 2);
-  };
-  EXPECT_EQ(field("CapInh"), "0000000000000000");
-  EXPECT_EQ(field("CapAmb"), "0000000000000000");
-  EXPECT_EQ(field("CapBnd"), "00000000a80425fb");
-  EXPECT_EQ(field("NoNewPrivs"), "1");
-  EXPECT_EQ(field("Seccomp"), "2");
+  EXPECT_EQ(status_field(status, "CapInh"), "0000000000000000");
+  EXPECT_EQ(status_field(status, "CapAmb"), "0000000000000000");
+  EXPECT_EQ(status_field(status, "CapBnd"), "00000000a80425fb");
+  EXPECT_EQ(status_field(status, "NoNewPrivs"), "1");
+  EXPECT_EQ(status_field(status, "Seccomp"), "2");
   EXPECT_EQ(run_ok(default_container({"probe", "fds"})), "0\n1\n2\n");
 }
 

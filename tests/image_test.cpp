@@ -247,7 +247,7 @@ TEST_F(ImageTest, TheImagesUserIsResolvedThroughItsOwnPasswd) {
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message().find("uid 1000"), std::string::npos) << r.error().message();
   }
-  auto unknown = hutch::Image::resolve_user({(base_ / "none").string()}, "nobody-here");
+  auto unknown = hutch::resolve_user({(base_ / "none").string()}, "nobody-here");
   ASSERT_FALSE(unknown);
   EXPECT_NE(unknown.error().message().find("no such user"), std::string::npos);
 }

@@ -16,13 +16,6 @@ hutch::Container in_busybox(std::vector<std::string> command) {
       .rootfs(hutch::RootFs::directory(busybox).read_only().tmpfs("/tmp", 1 << 20));
 }
 
-std::string status_field(const std::string& status, const std::string& key) {
-  auto at = status.find(key + ":\t");
-  if (at == std::string::npos) return "?";
-  at += key.size() + 2;
-  return status.substr(at, status.find('\n', at) - at);
-}
-
 TEST(Seccomp, DefaultProfileFiltersInsideAndDeniesWithEperm) {
   LeakCheck leaks;
   auto c = [](std::vector<std::string> cmd) { return in_busybox(cmd).seccomp(default_seccomp()); };

@@ -13,13 +13,6 @@ using hutch::Capability;
 
 namespace {
 
-std::string status_field(const std::string& status, const std::string& key) {
-  auto at = status.find(key + ":\t");
-  if (at == std::string::npos) return "?";
-  at += key.size() + 2;
-  return status.substr(at, status.find('\n', at) - at);
-}
-
 TEST(Security, DefaultContainerHoldsDockersCapabilitiesAndNoNewPrivs) {
   LeakCheck leaks;
   auto status = run_ok(probe_container({"status"}));

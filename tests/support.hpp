@@ -75,6 +75,14 @@ inline std::map<std::string, std::string> parse(const std::string& text) {
   return out;
 }
 
+/// One field of /proc/PID/status text, e.g. status_field(text, "CapEff"); "?" if absent.
+inline std::string status_field(const std::string& status, const std::string& key) {
+  auto at = status.find(key + ":\t");
+  if (at == std::string::npos) return "?";
+  at += key.size() + 2;
+  return status.substr(at, status.find('\n', at) - at);
+}
+
 inline std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;
   std::istringstream in(text);

@@ -190,11 +190,12 @@ class LayerUnpacker {
     fd_.reset(::open(layer_.blob.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd_) return last_error(Step::image_unpack, layer_.blob, "opening the layer blob");
     Archive raw(::archive_read_new());
+    archive_entry* raw_entry = nullptr;
     ::archive_read_support_filter_all(raw.get());
     ::archive_read_support_format_raw(raw.get());
     if (::archive_read_open(raw.get(), this, nullptr, &LayerUnpacker::read_blob, nullptr) !=
             ARCHIVE_OK ||
-        ::archive_read_next_header(raw.get(), &raw_entry_) != ARCHIVE_OK) {
+        ::archive_read_next_header(raw.get(), &raw_entry) != ARCHIVE_OK) {
       return archive_error(raw.get(), layer_.digest);
     }
     raw_ = raw.get();
@@ -396,7 +397,6 @@ class LayerUnpacker {
   LayerProgress state_;
   Fd fd_;
   archive* raw_ = nullptr;
-  archive_entry* raw_entry_ = nullptr;
   Sha256 blob_hash_, diff_hash_;
   char blob_buffer_[65536];
   char tar_buffer_[65536];
@@ -457,7 +457,7 @@ class Image {
     if (::access((dir + "/index.json").c_str(), F_OK) == 0) {
       BOOST_OUTCOME_TRYV(image.open_layout(reference, options));
     } else if (::access((dir + "/manifest.json").c_str(), F_OK) == 0) {
-      BOOST_OUTCOME_TRYV(image.open_docker_save(reference));
+      BOOST_OUTCOME_TRYV(image.open_docker_save(reference, options));
     } else {
       return make_error(Step::image_open, ENOENT, path,
                         "neither an OCI image layout (index.json) nor a docker save archive "
@@ -533,69 +533,6 @@ class Image {
       chain = chain.empty() ? l.diff_id : detail::Sha256::of(chain + " " + l.diff_id);
     }
     return chain;
-  }
-
-  /// Resolves a `User` ("name", "uid", "name:group", "uid:gid") through the image's own
-  /// /etc/passwd and /etc/group, looked up in `dirs` (from unpack()) top first.
-  static result<std::pair<uid_t, gid_t>> resolve_user(const std::vector<std::string>& dirs,
-                                                      const std::string& spec) {
-    if (spec.empty()) return std::pair<uid_t, gid_t>{0, 0};
-    auto colon = spec.find(':');
-    std::string user = spec.substr(0, colon);
-    std::optional<std::string> group;
-    if (colon != std::string::npos) group = spec.substr(colon + 1);
-    auto numeric = [](const std::string& s) {
-      return !s.empty() && s.size() < 10 && s.find_first_not_of("0123456789") == std::string::npos;
-    };
-    // name -> (id, gid) from passwd-like lines "name:x:id:gid:..."
-    auto lookup = [&](const char* file,
-                      const std::string& name) -> std::optional<std::pair<unsigned, unsigned>> {
-      for (const std::string& dir : dirs) {
-        std::string path = dir + "/" + file;
-        struct stat st {};
-        if (::lstat(path.c_str(), &st) != 0) continue;
-        if (S_ISCHR(st.st_mode)) break;  // a whiteout: deleted above
-        std::ifstream in(path);
-        for (std::string line; std::getline(in, line);) {
-          std::vector<std::string> f;
-          std::stringstream fields(line);
-          for (std::string x; std::getline(fields, x, ':');) f.push_back(x);
-          if (f.size() >= 3 && f[0] == name && numeric(f[2])) {
-            unsigned second = f.size() >= 4 && numeric(f[3]) ? std::stoul(f[3]) : 0;
-            return std::pair<unsigned, unsigned>{std::stoul(f[2]), second};
-          }
-        }
-        break;  // the topmost file is the one the container sees
-      }
-      return std::nullopt;
-    };
-    uid_t uid;
-    gid_t gid;
-    if (numeric(user)) {
-      uid = static_cast<uid_t>(std::stoul(user));
-      gid = uid;
-    } else {
-      auto found = lookup("etc/passwd", user);
-      if (!found) {
-        return make_error(Step::image_open, ENOENT, user,
-                          "no such user in the image's /etc/passwd");
-      }
-      uid = found->first;
-      gid = found->second;
-    }
-    if (group) {
-      if (numeric(*group)) {
-        gid = static_cast<gid_t>(std::stoul(*group));
-      } else {
-        auto found = lookup("etc/group", *group);
-        if (!found) {
-          return make_error(Step::image_open, ENOENT, *group,
-                            "no such group in the image's /etc/group");
-        }
-        gid = found->first;
-      }
-    }
-    return std::pair<uid_t, gid_t>{uid, gid};
   }
 
  private:
@@ -737,7 +674,7 @@ class Image {
     return apply_config(config_text, std::move(layers), options);
   }
 
-  result<void> open_docker_save(const std::string& reference) {
+  result<void> open_docker_save(const std::string& reference, const Options& options) {
     HUTCH_TRY(auto text, detail::read_whole(dir_ + "/manifest.json"));
     auto list = nlohmann::json::parse(text, nullptr, false);
     if (list.is_discarded() || !list.is_array() || list.empty()) {
@@ -787,7 +724,7 @@ class Image {
       layer.size = static_cast<std::uint64_t>(st.st_size);
       layers.push_back(std::move(layer));
     }
-    return apply_config(config_text, std::move(layers), {});
+    return apply_config(config_text, std::move(layers), options);
   }
 
   /// Reads the config blob: the run defaults and the diff_ids, which also key the store
@@ -856,7 +793,6 @@ class Image {
     return detail::store_entry(store.dir(), final, [&](const std::string& tmp) -> result<void> {
       // The archive's files are plain data (never extracted as owners, devices or links
       // that leave it): a layer tar inside is verified and unpacked later on its own.
-      ImageLayer whole{"", "", "", path, 0};
       archive* a = ::archive_read_new();
       ::archive_read_support_filter_all(a);
       ::archive_read_support_format_tar(a);
@@ -907,7 +843,7 @@ inline result<Container> Container::from_image(const Image& image, const ImageSt
                                                const ProgressCallback& progress) {
   HUTCH_TRY(auto dirs, image.unpack(store, progress));
   std::vector<std::string> top_first(dirs.rbegin(), dirs.rend());
-  HUTCH_TRY(auto ids, Image::resolve_user(top_first, image.config().user));
+  HUTCH_TRY(auto ids, resolve_user(top_first, image.config().user));
   Container c;
   auto command = image.command();
   if (command.empty()) {

@@ -9,18 +9,16 @@ rm -rf "$work" && mkdir -p "$work"
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 test -f "$work/prefix/share/cmake/hutch/hutchConfig.cmake"
 test -f "$work/prefix/share/pkgconfig/hutch.pc"
-cmake -S "$source/tests/consumer/find_package" -B "$work/find_package" \
-  -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
-cmake --build "$work/find_package" >/dev/null
-"$work/find_package/consumer"
-"$work/find_package/consumer_seccomp"
-"$work/find_package/consumer_image"
-cmake -S "$source/tests/consumer/add_subdirectory" -B "$work/add_subdirectory" \
-  -DHUTCH_SOURCE_DIR="$source" >/dev/null
-cmake --build "$work/add_subdirectory" >/dev/null
-"$work/add_subdirectory/consumer"
-"$work/add_subdirectory/consumer_seccomp"
-"$work/add_subdirectory/consumer_image"
+# build_and_run KIND CMAKE_ARGS...: configure and build tests/consumer/KIND, run every consumer.
+build_and_run() {
+  kind=$1
+  shift
+  cmake -S "$source/tests/consumer/$kind" -B "$work/$kind" "$@" >/dev/null
+  cmake --build "$work/$kind" >/dev/null
+  for program in consumer consumer_seccomp consumer_image; do "$work/$kind/$program"; done
+}
+build_and_run find_package -DCMAKE_PREFIX_PATH="$work/prefix"
+build_and_run add_subdirectory -DHUTCH_SOURCE_DIR="$source"
 # Conan's test_package is plain CMake over find_package: build it against the same prefix
 # (Conan itself cannot be installed on these machines).
 cmake -S "$source/conan/test_package" -B "$work/conan_test_package" \

@@ -80,8 +80,9 @@ HUTCH_CHILD_CODE inline long bring_loopback_up() noexcept {
 /// host's at clone time, so it holds the report pipes of other containers being spawned at the
 /// same moment; keeping them until our exec would delay their EOF — and their host threads'
 /// "exec'd" — on our setup (for a rootless host, which waits for all setups to end before it
-/// writes id maps, forever). Kernels without close_range (before 5.9) keep them a little longer.
-HUTCH_CHILD_CODE inline void close_unneeded_fds(const Plan& plan) noexcept {
+/// writes id maps, forever). Kernels without close_range (before 5.9) keep them a little longer;
+/// false then.
+HUTCH_CHILD_CODE inline bool close_unneeded_fds(const Plan& plan) noexcept {
   int keep[72];
   std::size_t n = 0;
   auto add = [&](int fd) {
@@ -100,11 +101,11 @@ HUTCH_CHILD_CODE inline void close_unneeded_fds(const Plan& plan) noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     auto fd = static_cast<unsigned>(keep[i]);
     if (fd > next) {
-      if (raw::sys(SYS_close_range, next, fd - 1, 0) == -ENOSYS) return;
+      if (raw::sys(SYS_close_range, next, fd - 1, 0) == -ENOSYS) return false;
     }
     next = fd + 1;
   }
-  raw::sys(SYS_close_range, next, ~0U, 0);
+  return raw::sys(SYS_close_range, next, ~0U, 0) == 0;
 }
 
 /// Puts every FdMove source onto its target and leaves nothing else open across exec.
@@ -526,14 +527,14 @@ HUTCH_CHILD_CODE [[noreturn]] inline void exec(const Plan& plan) noexcept {
 /// The child's entry point: the whole setup, in order. Never returns.
 HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   const Plan& plan = *static_cast<const Plan*>(argument);
-  close_unneeded_fds(plan);
+  const bool closed = close_unneeded_fds(plan);
   if (plan.die_with_parent) {
     long r = raw::sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (r < 0) fail(plan, Step::set_parent_death_signal, r);
   }
   // Wait for the host to write our id maps. EOF means the host died (or gave up) before
   // releasing us: the parent-death signal above may have come too late to fire, so leave.
-  raw::sys(SYS_close, plan.sync_write_fd);
+  if (!closed) raw::sys(SYS_close, plan.sync_write_fd);
   char go = 0;
   if (raw::sys_retry(SYS_read, plan.sync_read_fd, &go, 1) != 1) raw::exit(127);
   raw::sys(SYS_close, plan.sync_read_fd);

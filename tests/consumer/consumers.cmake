@@ -1,0 +1,7 @@
+# The consumer programs, one per target, built the same way however hutch was found.
+add_executable(consumer ${CMAKE_CURRENT_LIST_DIR}/main.cpp)
+target_link_libraries(consumer PRIVATE hutch::hutch)
+add_executable(consumer_seccomp ${CMAKE_CURRENT_LIST_DIR}/seccomp_main.cpp)
+target_link_libraries(consumer_seccomp PRIVATE hutch::seccomp)
+add_executable(consumer_image ${CMAKE_CURRENT_LIST_DIR}/image_main.cpp)
+target_link_libraries(consumer_image PRIVATE hutch::image)
