@@ -128,8 +128,9 @@ inline bool has_zombie_child() {
 /// Checks that a test left no descriptor and no zombie behind.
 class LeakCheck {
  public:
-  LeakCheck() : fds_(open_fds()) {}
+  LeakCheck() : fds_((hutch::settle(), open_fds())) {}
   ~LeakCheck() {
+    hutch::settle();  // the janitor's hold on reaped containers' namespaces
     EXPECT_EQ(open_fds(), fds_) << "a descriptor leaked";
     EXPECT_FALSE(has_zombie_child()) << "a child was left unreaped";
   }

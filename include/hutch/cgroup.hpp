@@ -314,9 +314,8 @@ class LiveCGroup {
   /// Checks `spec` and creates its cgroup directories with the limits written. On any failure
   /// what was created is removed again.
   static result<LiveCGroup> create(const CGroup& spec) {
+    BOOST_OUTCOME_TRYV(check(spec));
     const auto& layout = detail::host_layout();
-    if (!layout) return layout.error();
-    BOOST_OUTCOME_TRYV(validate(spec, *layout));
     std::string name = spec.name_;
     if (name.empty()) {
       name = fmt::format("hutch-{}-{}", ::getpid(), detail::cgroup_counter.fetch_add(1));
@@ -328,6 +327,15 @@ class LiveCGroup {
       BOOST_OUTCOME_TRYV(live.create_v1(spec, *layout, name));
     }
     return live;
+  }
+
+  /// Checks `spec` against the host's hierarchies without creating anything; returns the
+  /// host's layout.
+  static result<CGroupLayout> check(const CGroup& spec) {
+    const auto& layout = detail::host_layout();
+    if (!layout) return layout.error();
+    BOOST_OUTCOME_TRYV(validate(spec, *layout));
+    return layout->kind;
   }
 
   CGroupLayout layout() const noexcept { return layout_; }
@@ -450,12 +458,19 @@ class LiveCGroup {
   /// finishes tearing the last processes down.
   result<void> remove() {
     if (dirs_.empty()) return success();
-    if (has_processes()) (void)kill_all();
     std::optional<Error> first;
+    bool killed = false;
     for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
       int delay_us = 100;
       for (int attempt = 0;; ++attempt) {
         if (::rmdir(it->c_str()) == 0 || errno == ENOENT) break;
+        if (errno == EBUSY && !killed) {
+          // Usually the container is gone and the first rmdir works; if processes are
+          // left (escaped the container's tree, or it was never waited for), kill them.
+          killed = true;
+          if (has_processes()) (void)kill_all();
+          continue;
+        }
         if (errno != EBUSY || attempt >= 40) {
           if (!first) first = last_error(Step::cgroup_remove, *it);
           break;

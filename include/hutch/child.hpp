@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "cgroup.hpp"
+#include "detail/janitor.hpp"
 #include "detail/syscall.hpp"
 #include "error.hpp"
 #include "fd.hpp"
@@ -92,6 +93,7 @@ class Child {
       cgroup_.reset();
       if (other.cgroup_) cgroup_.emplace(std::move(*other.cgroup_));
       other.cgroup_.reset();
+      mount_namespace_ = std::move(other.mount_namespace_);
       detached_ = std::exchange(other.detached_, false);
     }
     return *this;
@@ -243,6 +245,7 @@ class Child {
   pid_t detach() noexcept {
     detached_ = true;
     teardown_ = nullptr;
+    mount_namespace_.reset();
     if (cgroup_) cgroup_->release();
     return pid_;
   }
@@ -252,14 +255,15 @@ class Child {
 
   // Used by Container::spawn().
   Child(pid_t pid, Fd pidfd, Fd in, Fd out, Fd err, std::optional<LiveCGroup> cgroup,
-        detail::Teardown teardown) noexcept
+        detail::Teardown teardown, Fd mount_namespace = {}) noexcept
       : pid_(pid),
         pidfd_(std::move(pidfd)),
         stdin_(std::move(in)),
         stdout_(std::move(out)),
         stderr_(std::move(err)),
         teardown_(std::move(teardown)),
-        cgroup_(std::move(cgroup)) {}
+        cgroup_(std::move(cgroup)),
+        mount_namespace_(std::move(mount_namespace)) {}
 
  private:
   template <class F>
@@ -275,6 +279,7 @@ class Child {
     ExitStatus status = ExitStatus::from_siginfo(info);
     status.oom_killed = cgroup_ && cgroup_->oom_killed();
     status_ = status;
+    detail::Janitor::close_later(std::move(mount_namespace_));
     return status;
   }
 
@@ -297,8 +302,16 @@ class Child {
   std::optional<ExitStatus> status_;
   detail::Teardown teardown_;
   std::optional<LiveCGroup> cgroup_;
+  Fd mount_namespace_;  // held until reaped, then dropped by the janitor
   bool detached_ = false;
 };
+
+/// Waits until the teardown of every container reaped so far is done. A reaped container's
+/// mount namespace (its overlay, /proc, /dev) is torn down on a background thread, off the
+/// caller's path; call this before unmounting a filesystem that held a container's root.
+inline void settle() noexcept {
+  detail::Janitor::settle();
+}
 
 }  // namespace hutch
 

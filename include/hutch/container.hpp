@@ -888,10 +888,21 @@ struct SpawnAccess {
     std::optional<LiveCGroup> cgroup;
     Fd cgroup_fd;
     if (c.cgroup_) {
-      auto created = LiveCGroup::create(*c.cgroup_);
-      if (!created) return created.error();
-      cgroup.emplace(std::move(*created));
-      cgroup_fd = cgroup->open_for_clone();
+      HUTCH_TRY(const CGroupLayout layout, LiveCGroup::check(*c.cgroup_));
+      if (layout == CGroupLayout::unified) {
+        // v2: create it now, so that clone3 starts the child inside it.
+        auto created = LiveCGroup::create(*c.cgroup_);
+        if (!created) return created.error();
+        cgroup.emplace(std::move(*created));
+        cgroup_fd = cgroup->open_for_clone();
+      } else {
+        // v1 cannot place a child at clone: create the cgroup and move the child into it
+        // while the child sets up, then let it enter (Plan::late_cgroup).
+        plan.late_cgroup = true;
+      }
+    }
+    for (std::size_t i = 0; i < s.mounts.size(); ++i) {
+      if (s.mounts[i].kind == MountStep::Kind::enter_cgroup) plan.enter_cgroup_in_mounts = true;
     }
 
     Stack stack;
@@ -910,6 +921,8 @@ struct SpawnAccess {
     s.report_write.reset();
     s.sync_child.reset();
 
+    // Kills and reaps the child. If it had already failed on its own, its report names the
+    // real cause (a host step may fail only because the child is gone).
     auto abandon = [&](Error e) -> result<Child> {
       sys::pidfd_send_signal(pidfd_owner.get(), SIGKILL);
       s.sync_host.reset();
@@ -917,30 +930,61 @@ struct SpawnAccess {
       sys::retry([&] {
         return ::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_owner.get(), &info, WEXITED);
       });
+      ChildReport report{};
+      if (s.report_read && sys::retry([&] {
+                             return ::read(s.report_read.get(), &report, sizeof report);
+                           }) == static_cast<ssize_t>(sizeof report)) {
+        return child_error(s, report);
+      }
       return e;
     };
+    auto release = [&]() -> result<void> {
+      char go = 1;
+      if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
+        return last_error(Step::release_child);
+      }
+      return success();
+    };
 
+    // Opened while no setup window is open: a rootless host could not open it otherwise.
+    Fd mount_namespace;
+    auto hold = [&] {
+      if (ns.contains(Namespace::mount)) mount_namespace = hold_mount_namespace(pid);
+    };
     if (ns.contains(Namespace::user)) {
-      auto maps = DumpableWindow::when_all_closed([&] { return write_id_maps(c, pid); });
+      auto maps = DumpableWindow::when_all_closed([&] {
+        hold();
+        return write_id_maps(c, pid);
+      });
       if (!maps) return abandon(maps.error());
+    } else {
+      hold();
     }
     if (cgroup && !placed) {
-      // v1 (or no CLONE_INTO_CGROUP): attach before the child may go on, so its command
-      // never runs outside its limits.
+      // v2 on a kernel without CLONE_INTO_CGROUP: attach before the child may go on, so
+      // its command never runs outside its limits.
       auto attached = cgroup->attach(static_cast<pid_t>(pid));
       if (!attached) return abandon(attached.error());
     }
     std::optional<DumpableWindow> non_dumpable(std::in_place);
-    char go = 1;
-    if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
-      return abandon(last_error(Step::release_child));
+    if (auto released = release(); !released) return abandon(released.error());
+    if (plan.late_cgroup) {
+      auto created = LiveCGroup::create(*c.cgroup_);
+      if (!created) return abandon(created.error());
+      cgroup.emplace(std::move(*created));
+      auto attached = cgroup->attach(static_cast<pid_t>(pid));
+      if (!attached) return abandon(attached.error());
+      if (auto released = release(); !released) return abandon(released.error());
     }
 
     ChildReport report{};
     ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
     non_dumpable.reset();
     if (n < 0) return abandon(last_error(Step::read_child_report));
-    if (n == static_cast<ssize_t>(sizeof report)) return abandon(child_error(s, report));
+    if (n == static_cast<ssize_t>(sizeof report)) {
+      s.report_read.reset();  // consumed: abandon() reports this one
+      return abandon(child_error(s, report));
+    }
     // EOF: the child exec'd (the pipe was close-on-exec) or died; either way it no longer
     // uses the stack or the plan.
     if (plan.unshare_time && !entered_time_namespace(static_cast<pid_t>(pid))) {
@@ -956,7 +1000,7 @@ struct SpawnAccess {
     }
     Child child(static_cast<pid_t>(pid), std::move(pidfd_owner), std::move(s.host_stdio[0]),
                 std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), std::move(cgroup),
-                std::move(teardown));
+                std::move(teardown), std::move(mount_namespace));
     child.pty() = std::move(s.pty_master);
     child.set_scratch_dir(std::move(scratch_dir));
     return child;

@@ -2,9 +2,11 @@
 #pragma once
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -80,7 +82,7 @@ class RootFs {
   }
   /// Copy-on-write over the snapshot with overlayfs: many containers can share it and none
   /// sees another's writes. The writable layer lives on a tmpfs in a scratch directory
-  /// under $XDG_RUNTIME_DIR or /tmp, removed with the Child.
+  /// under $XDG_RUNTIME_DIR, /dev/shm or /tmp, removed with the Child.
   RootFs& overlay() {
     overlay_ = true;
     return *this;
@@ -243,6 +245,8 @@ class ScratchDir {
   result<void> remove() noexcept {
     if (path_.empty() || keep_) return success();
     std::string path = std::exchange(path_, {});
+    // Usually empty: the writable layer was a tmpfs in the container's mount namespace.
+    if (::rmdir(path.c_str()) == 0 || errno == ENOENT) return success();
     return remove_tree(path);
   }
 
@@ -266,11 +270,19 @@ class ScratchDir {
   bool keep_ = false;
 };
 
-/// The default place for scratch directories: $XDG_RUNTIME_DIR if usable, else /tmp.
+/// The default place for scratch directories: $XDG_RUNTIME_DIR if usable, else /dev/shm if
+/// it is a usable tmpfs, else /tmp. The directory is only a mount point (the writable layer
+/// is a tmpfs mounted on it inside the container), and on a tmpfs creating and removing it
+/// costs no disk I/O: on a disk mounted with `discard` the rmdir alone waits for the device.
 inline std::string default_scratch_parent() {
   const char* runtime = ::getenv("XDG_RUNTIME_DIR");
   if (runtime && *runtime && ::access(runtime, W_OK | X_OK) == 0) return runtime;
-  return "/tmp";
+  static const bool shm = [] {
+    struct statfs info {};
+    return ::statfs("/dev/shm", &info) == 0 && info.f_type == TMPFS_MAGIC &&
+           ::access("/dev/shm", W_OK | X_OK) == 0;
+  }();
+  return shm ? "/dev/shm" : "/tmp";
 }
 
 /// Turns a RootFs into MountSteps for the child. Everything that can be checked on the host
@@ -455,11 +467,6 @@ struct RootFsPlanner {
       }
     }
 
-    if (fs.has(Standard::cgroup) && fs.has(Standard::sys) &&
-        namespaces.contains(Namespace::cgroup)) {
-      plan_cgroup();
-    }
-
     if (fs.has(Standard::masked_paths)) {
       for (const char* path :
            {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -476,6 +483,13 @@ struct RootFsPlanner {
     }
     if (fs.read_only_) {
       add_in_root({.kind = Kind::remount, .target = "/", .flags = MS_RDONLY});
+    }
+    // Everything above runs while the host may still be moving us into our cgroup (v1);
+    // the container's /sys/fs/cgroup shows the cgroup namespace entered here.
+    add({.kind = Kind::enter_cgroup});
+    if (fs.has(Standard::cgroup) && fs.has(Standard::sys) &&
+        namespaces.contains(Namespace::cgroup)) {
+      plan_cgroup();
     }
     add_in_root({.kind = fs.chroot_ ? Kind::chroot : Kind::pivot_root, .target = "/"});
     return root;

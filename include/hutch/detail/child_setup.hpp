@@ -193,6 +193,36 @@ HUTCH_CHILD_CODE inline long open_in_root(int root, const char* path,
   return raw::sys(SYS_openat2, root, *path ? path : ".", &how, sizeof how);
 }
 
+/// The common case of a missing target: its parent exists, so create the last component
+/// there and open it as the walk below would. -EAGAIN when the parent is missing too or the
+/// name exists after all (a dangling link): the caller walks the path by hand.
+HUTCH_CHILD_CODE inline long create_last(int root, const MountStep& step,
+                                         const char* target) noexcept {
+  const char* name = target;
+  for (const char* c = target; *c; ++c) {
+    if (*c == '/') name = c + 1;
+  }
+  if (*name == '\0' || (name[0] == '.' && (name[1] == '\0' || name[1] == '.'))) return -EAGAIN;
+  char parent_path[4096];
+  const auto n = static_cast<std::size_t>(name - target);
+  if (n >= sizeof parent_path) return -ENAMETOOLONG;
+  for (std::size_t i = 0; i < n; ++i) parent_path[i] = target[i];
+  parent_path[n] = '\0';
+  long parent = open_in_root(root, parent_path, O_PATH | O_DIRECTORY);
+  if (parent < 0) return parent == -ENOENT ? -EAGAIN : parent;
+  long r;
+  if (step.create_file) {
+    r = raw::sys(SYS_openat, parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
+                 0644);
+    if (r >= 0) raw::sys(SYS_close, r);
+  } else {
+    r = raw::sys(SYS_mkdirat, parent, name, step.mode);
+  }
+  raw::sys(SYS_close, parent);
+  if (r == -EEXIST) return -EAGAIN;
+  return r < 0 ? r : open_in_root(root, target, O_PATH);
+}
+
 /// Opens `target` (absolute inside the root) as an O_PATH descriptor, creating what is
 /// missing on the way and, if asked, the last component as a directory or an empty file.
 /// Symlinks met on the way are followed by hand, inside the root: a link to "/etc" or to
@@ -203,6 +233,8 @@ HUTCH_CHILD_CODE inline long resolve_target(int root, const MountStep& step) noe
   while (*target == '/') ++target;
   long fd = open_in_root(root, target, O_PATH);
   if (fd != -ENOENT || !step.create) return fd;
+  fd = create_last(root, step, target);
+  if (fd != -EAGAIN) return fd;
 
   char path[4096];  // the path being walked: done part, then the rest
   char link[4096];
@@ -322,6 +354,8 @@ constexpr Step step_of(const MountStep& step) noexcept {
       return Step::pivot_root;
     case MountStep::Kind::chroot:
       return Step::chroot;
+    case MountStep::Kind::enter_cgroup:
+      return Step::unshare_cgroup;
     case MountStep::Kind::mount:
     case MountStep::Kind::bind:
       return Step::mount;
@@ -420,10 +454,25 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, int& root) noexcept
       break;
     case Kind::make_private:
     case Kind::symlink:
+    case Kind::enter_cgroup:
       break;
   }
   if (fd >= 0) raw::sys(SYS_close, fd);
   return r;
+}
+
+/// Once the host has placed us in our cgroup (at clone on v2; on v1 it says so with a second
+/// byte, see Plan::late_cgroup), a new cgroup namespace makes that cgroup our "/".
+HUTCH_CHILD_CODE inline void enter_cgroup(const Plan& plan) noexcept {
+  if (plan.late_cgroup) {
+    char go = 0;
+    if (raw::sys_retry(SYS_read, plan.sync_read_fd, &go, 1) != 1) raw::exit(127);
+    raw::sys(SYS_close, plan.sync_read_fd);
+  }
+  if (plan.unshare_cgroup) {
+    long r = raw::sys(SYS_unshare, CLONE_NEWCGROUP);
+    if (r < 0) fail(plan, Step::unshare_cgroup, r);
+  }
 }
 
 /// Runs the filesystem steps in order (they need a mount namespace).
@@ -431,6 +480,10 @@ HUTCH_CHILD_CODE inline void run_mount_steps(const Plan& plan) noexcept {
   int root = -1;
   for (std::size_t i = 0; i < plan.mount_count; ++i) {
     const MountStep& step = plan.mounts[i];
+    if (step.kind == MountStep::Kind::enter_cgroup) {
+      enter_cgroup(plan);
+      continue;
+    }
     if (step.in_root && root < 0) {
       long fd = raw::sys(SYS_openat, AT_FDCWD, plan.new_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
       if (fd < 0) fail(plan, Step::prepare_rootfs, fd, static_cast<int>(i));
@@ -537,15 +590,10 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   if (!closed) raw::sys(SYS_close, plan.sync_write_fd);
   char go = 0;
   if (raw::sys_retry(SYS_read, plan.sync_read_fd, &go, 1) != 1) raw::exit(127);
-  raw::sys(SYS_close, plan.sync_read_fd);
+  if (!plan.late_cgroup) raw::sys(SYS_close, plan.sync_read_fd);
 
   reset_signal_handlers();
-
-  // The host has placed us in our cgroup by now: a new cgroup namespace makes it our "/".
-  if (plan.unshare_cgroup) {
-    long r = raw::sys(SYS_unshare, CLONE_NEWCGROUP);
-    if (r < 0) fail(plan, Step::unshare_cgroup, r);
-  }
+  if (!plan.enter_cgroup_in_mounts) enter_cgroup(plan);
 
   if (plan.unshare_time) {
     long r = raw::sys(SYS_unshare, CLONE_NEWTIME);

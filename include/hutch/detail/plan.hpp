@@ -33,6 +33,8 @@ struct MountStep {
     symlink,       // symlink(source, target)
     pivot_root,    // pivot_root into `target` and detach the old root
     chroot,        // chroot into `target` (explicit fallback, e.g. on an initramfs root)
+    enter_cgroup,  // wait until the host has placed us in our cgroup, then unshare the
+                   // cgroup namespace (Plan::late_cgroup); the steps after see it
   };
   Kind kind = Kind::mount;
   /// Resolve `target` inside the new root (openat2 RESOLVE_IN_ROOT): a symlink in the
@@ -76,6 +78,12 @@ struct Plan {
   std::size_t hostname_length = 0;
   bool loopback_up = false;
   bool unshare_cgroup = false;
+  /// cgroup v1: the host creates our cgroup and moves us into it while we set up (clone
+  /// cannot place us, and the other CPU is idle); we wait for its second byte on
+  /// sync_read_fd before entering a cgroup namespace and before anything runs. Where: the
+  /// enter_cgroup mount step if there is one, else before any other step.
+  bool late_cgroup = false;
+  bool enter_cgroup_in_mounts = false;
   bool die_with_parent = true;
 
   // time namespace
