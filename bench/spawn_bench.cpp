@@ -1,16 +1,27 @@
-// Spawn latency: fork+exec, vfork+exec, posix_spawn and Container::spawn at several isolation
-// levels, each spawning the same static `true` and reaping it. Compare medians within one run
-// (the machine is shared and noisy); ratios to fork+exec are what to read.
+// Spawn latency and throughput: fork+exec, vfork+exec, posix_spawn and Container::spawn at
+// each isolation level, each starting the same static payload and reaping it.
+//
+// Two payloads: a static glibc `true` and a no-libc one that only calls exit (what is left
+// is the cost of starting a process). The host-size sweep runs with 0, 1 and 4 GiB of
+// touched memory in this process (fork copies its page tables; a CLONE_VM spawn does not).
+// The throughput benchmarks run 1, 2 and 8 spawning threads.
+//
+// The machine is shared and noisy: read ratios to fork_exec from the same run, and run with
+// repetitions and random interleaving (bench/run-all does). bench/report turns the JSON into
+// the tables and plots of BENCHMARKS.md.
 #include <benchmark/benchmark.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <hutch/hutch.hpp>
 
@@ -18,59 +29,155 @@ extern char** environ;
 
 namespace {
 
-const char* const payload = HUTCH_BENCH_TRUE;
+using hutch::Namespace;
+using hutch::Namespaces;
 
-void reap(pid_t pid, benchmark::State& state) {
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    state.SkipWithError("payload failed");
-  }
+struct Payload {
+  const char* name;
+  const char* host;    // the binary on the host
+  const char* inside;  // the same binary in the benchmark's root filesystem
+};
+const Payload glibc{"glibc", HUTCH_BENCH_TRUE, "/true"};
+const Payload nolibc{"nolibc", HUTCH_BENCH_TRUE_NOLIBC, "/true-nolibc"};
+
+/// A root filesystem holding only the payloads, made once in /tmp and removed at exit.
+char payload_root_path[] = "/tmp/hutch-bench-XXXXXX";
+
+const char* payload_root() {
+  static const bool made = [] {
+    if (::mkdtemp(payload_root_path) == nullptr || ::chmod(payload_root_path, 0755) != 0) {
+      std::abort();
+    }
+    for (const Payload* p : {&glibc, &nolibc}) {
+      std::filesystem::copy_file(p->host, std::string(payload_root_path) + p->inside);
+    }
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(payload_root_path, ec);
+    });
+    return true;
+  }();
+  (void)made;
+  return payload_root_path;
 }
 
-void fork_exec(benchmark::State& state) {
-  char* const argv[] = {const_cast<char*>(payload), nullptr};
+/// `gib` GiB of touched anonymous memory in small pages: what a large host program holds.
+class Ballast {
+ public:
+  explicit Ballast(std::int64_t gib) : size_(static_cast<std::size_t>(gib) << 30) {
+    if (size_ == 0) return;
+    base_ = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base_ == MAP_FAILED) std::abort();
+    ::madvise(base_, size_, MADV_NOHUGEPAGE);
+    std::memset(base_, 1, size_);
+  }
+  ~Ballast() {
+    if (size_) ::munmap(base_, size_);
+  }
+  Ballast(const Ballast&) = delete;
+  Ballast& operator=(const Ballast&) = delete;
+
+ private:
+  std::size_t size_;
+  void* base_ = nullptr;
+};
+
+bool reap(pid_t pid) {
+  int status = 0;
+  return ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+void fork_exec(benchmark::State& state, const Payload& p) {
+  Ballast ballast(state.range(0));
+  char* const argv[] = {const_cast<char*>(p.host), nullptr};
   for (auto _ : state) {
     pid_t pid = ::fork();
     if (pid == 0) {
-      ::execve(payload, argv, environ);
+      ::execve(p.host, argv, environ);
       ::_exit(127);
     }
-    reap(pid, state);
+    if (!reap(pid)) state.SkipWithError("payload failed");
   }
+  state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(fork_exec)->UseRealTime();
 
-void vfork_exec(benchmark::State& state) {
-  char* const argv[] = {const_cast<char*>(payload), nullptr};
+void vfork_exec(benchmark::State& state, const Payload& p) {
+  char* const argv[] = {const_cast<char*>(p.host), nullptr};
   for (auto _ : state) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
     pid_t pid = ::vfork();
 #pragma GCC diagnostic pop
     if (pid == 0) {
-      ::execve(payload, argv, environ);
+      ::execve(p.host, argv, environ);
       ::_exit(127);
     }
-    reap(pid, state);
+    if (!reap(pid)) state.SkipWithError("payload failed");
   }
 }
-BENCHMARK(vfork_exec)->UseRealTime();
 
-void posix_spawn(benchmark::State& state) {
-  char* const argv[] = {const_cast<char*>(payload), nullptr};
+void posix_spawn_exec(benchmark::State& state, const Payload& p) {
+  char* const argv[] = {const_cast<char*>(p.host), nullptr};
   for (auto _ : state) {
     pid_t pid;
-    if (::posix_spawn(&pid, payload, nullptr, nullptr, argv, environ) != 0) {
+    if (::posix_spawn(&pid, p.host, nullptr, nullptr, argv, environ) != 0 || !reap(pid)) {
       state.SkipWithError("posix_spawn failed");
       break;
     }
-    reap(pid, state);
   }
 }
-BENCHMARK(posix_spawn)->UseRealTime();
 
-void container(benchmark::State& state, hutch::Namespaces namespaces) {
-  const hutch::Container c = hutch::Container{}.command({payload}).namespaces(namespaces);
+/// One isolation level: namespaces, then what is added on top of them.
+struct Level {
+  std::string name;
+  Namespaces namespaces;
+  bool rootfs = false, overlay = false, cgroup = false;
+
+  hutch::Container container(const Payload& p) const {
+    hutch::Container c = hutch::Container{}.namespaces(namespaces);
+    if (rootfs) {
+      hutch::RootFs root = hutch::RootFs::directory(payload_root());
+      if (overlay) root.overlay();
+      c.rootfs(root).command({p.inside});
+    } else {
+      c.command({p.host});
+    }
+    if (cgroup) c.cgroup(hutch::CGroup{}.pids_max(64).memory_max(64 << 20));
+    return c;
+  }
+};
+
+std::vector<Level> levels() {
+  const Namespaces all_but_net = Namespaces::all().without(Namespace::net);
+  std::vector<Level> l = {{"none", Namespaces::none()}};
+  for (auto [ns, name] : {std::pair{Namespace::user, "user"},
+                          {Namespace::pid, "pid"},
+                          {Namespace::mount, "mount"},
+                          {Namespace::uts, "uts"},
+                          {Namespace::ipc, "ipc"},
+                          {Namespace::net, "net"},
+                          {Namespace::cgroup, "cgroup"},
+                          {Namespace::time, "time"}}) {
+    l.push_back({name, Namespaces::of({ns})});
+  }
+  l.push_back({"all_but_net", all_but_net});
+  l.push_back({"all", Namespaces::all()});
+  l.push_back({"all_but_net+rootfs", all_but_net, true});
+  l.push_back({"all_but_net+overlay", all_but_net, true, true});
+  l.push_back({"full", all_but_net, true, true, true});
+  l.push_back({"full+net", Namespaces::all(), true, true, true});
+  return l;
+}
+
+/// The level the targets name: user, pid, mount, uts, ipc and cgroup namespaces, id maps,
+/// a new cgroup with limits, pivot_root into an overlay, /proc and /dev.
+Level full_isolation() {
+  return levels()[levels().size() - 2];
+}
+
+void container(benchmark::State& state, const Level& level, const Payload& p) {
+  Ballast ballast(state.range(0));
+  const hutch::Container c = level.container(p);
   for (auto _ : state) {
     auto status = c.run();
     if (!status || !status->success()) {
@@ -78,59 +185,49 @@ void container(benchmark::State& state, hutch::Namespaces namespaces) {
       break;
     }
   }
+  state.SetItemsProcessed(state.iterations());
 }
-
-using hutch::Namespace;
-using hutch::Namespaces;
-BENCHMARK_CAPTURE(container, no_namespaces, Namespaces::none())->UseRealTime();
-BENCHMARK_CAPTURE(container, user, Namespaces::of({Namespace::user}))->UseRealTime();
-BENCHMARK_CAPTURE(container, user_pid_mount_uts_ipc,
-                  Namespaces::of({Namespace::user, Namespace::pid, Namespace::mount, Namespace::uts,
-                                  Namespace::ipc}))
-    ->UseRealTime();
-BENCHMARK_CAPTURE(container, all_but_net, Namespaces::all().without(Namespace::net))->UseRealTime();
-BENCHMARK_CAPTURE(container, all, Namespaces::all())->UseRealTime();
-
-/// A root filesystem holding only the payload, made once in /tmp for the run and removed at
-/// exit.
-char payload_root_path[64];
-
-const char* payload_root() {
-  if (payload_root_path[0] == '\0') {
-    std::snprintf(payload_root_path, sizeof payload_root_path, "/tmp/hutch-bench-XXXXXX");
-    ::mkdtemp(payload_root_path);
-    std::string dir = payload_root_path;
-    std::filesystem::copy_file(payload, dir + "/true");
-    ::chmod((dir + "/true").c_str(), 0755);
-    ::chmod(payload_root_path, 0755);
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(payload_root_path, ec);
-    });
-  }
-  return payload_root_path;
-}
-
-void container_rootfs(benchmark::State& state, bool overlay, bool cgroup) {
-  hutch::RootFs root = hutch::RootFs::directory(payload_root());
-  if (overlay) root.overlay();
-  hutch::Container c = hutch::Container{}
-                           .command({"/true"})
-                           .namespaces(Namespaces::all().without(Namespace::net))
-                           .rootfs(root);
-  if (cgroup) c.cgroup(hutch::CGroup{}.pids_max(64).memory_max(64 << 20));
-  for (auto _ : state) {
-    auto status = c.run();
-    if (!status || !status->success()) {
-      state.SkipWithError(status ? "payload failed" : status.error().message().c_str());
-      break;
-    }
-  }
-}
-BENCHMARK_CAPTURE(container_rootfs, all_but_net_rootfs, false, false)->UseRealTime();
-BENCHMARK_CAPTURE(container_rootfs, all_but_net_overlay, true, false)->UseRealTime();
-BENCHMARK_CAPTURE(container_rootfs, all_but_net_overlay_cgroup, true, true)->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  auto time = [](benchmark::internal::Benchmark* b) {
+    return b->UseRealTime()->Unit(benchmark::kMicrosecond);
+  };
+  for (const Payload* p : {&glibc, &nolibc}) {
+    const std::string suffix = std::string("/") + p->name;
+    time(benchmark::RegisterBenchmark(("fork_exec" + suffix).c_str(), fork_exec, *p))
+        ->ArgName("host_gib")
+        ->Arg(0);
+    time(benchmark::RegisterBenchmark(("vfork_exec" + suffix).c_str(), vfork_exec, *p));
+    time(benchmark::RegisterBenchmark(("posix_spawn" + suffix).c_str(), posix_spawn_exec, *p));
+    for (const Level& level : levels()) {
+      time(benchmark::RegisterBenchmark(("container/" + level.name + suffix).c_str(), container,
+                                        level, *p))
+          ->ArgName("host_gib")
+          ->Arg(0);
+    }
+  }
+  // Latency by the host's size, and throughput by the number of spawning threads.
+  time(benchmark::RegisterBenchmark("host_size/fork_exec/glibc", fork_exec, glibc))
+      ->ArgName("host_gib")
+      ->Arg(1)
+      ->Arg(4);
+  time(benchmark::RegisterBenchmark("host_size/container/full/glibc", container, full_isolation(),
+                                    glibc))
+      ->ArgName("host_gib")
+      ->Arg(1)
+      ->Arg(4);
+  for (int threads : {1, 2, 8}) {
+    time(benchmark::RegisterBenchmark("throughput/fork_exec/glibc", fork_exec, glibc))
+        ->Arg(0)
+        ->Threads(threads);
+    time(benchmark::RegisterBenchmark("throughput/container/full/glibc", container,
+                                      full_isolation(), glibc))
+        ->Arg(0)
+        ->Threads(threads);
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}
