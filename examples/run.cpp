@@ -15,6 +15,10 @@
 // path printed, as `docker run` without --rm keeps the stopped container.
 // Exit status as docker's: the command's own, 128+N when killed by signal N, 125 when
 // hutch-run itself fails, 126 when the command cannot be executed, 127 when it is not found.
+//
+// Built twice: `hutch-run` starts fast (no libarchive or OpenSSL to load, libstdc++ linked in,
+// the default seccomp profile compiled at build time) and hands --image runs to
+// `hutch-run-image` next to it, the same program built with hutch::image.
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -24,7 +28,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -33,8 +39,11 @@
 #include <vector>
 
 #include <hutch/hutch.hpp>
+#if HUTCH_RUN_IMAGE
 #include <hutch/image.hpp>
-#include <hutch/seccomp.hpp>
+#endif
+
+#include "default_seccomp.inc"
 
 namespace {
 
@@ -178,6 +187,20 @@ hutch::result<hutch::ExitStatus> supervise(hutch::Child& child, int signals, boo
   return child.wait();
 }
 
+#if !HUTCH_RUN_IMAGE
+/// --image: run hutch-run-image, the build of this program with image support, from the
+/// directory this one is in, with the same arguments.
+int run_image_build(char** argv) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return fail(fmt::format("--image: cannot find hutch-run-image: {}", ec.message()));
+  const std::string helper = (self.parent_path() / "hutch-run-image").string();
+  argv[0] = const_cast<char*>(helper.c_str());
+  ::execv(helper.c_str(), argv);
+  return fail(fmt::format("--image needs {}: {}", helper, std::strerror(errno)));
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -245,10 +268,13 @@ int main(int argc, char** argv) {
   }
 
   // An image gives the root (its layers), the command and its environment; flags override.
-  std::optional<hutch::Image> image;
   std::vector<std::string> layers;
   hutch::Container container;
-  if (!image_ref.empty()) {
+  const bool image = !image_ref.empty();
+#if !HUTCH_RUN_IMAGE
+  if (image) return run_image_build(argv);
+#else
+  if (image) {
     // PATH[:REF]: the path is the longest prefix that exists ("saved.tar:name:tag" gives
     // the archive and "name:tag").
     std::string path = image_ref, tag;
@@ -265,7 +291,7 @@ int main(int argc, char** argv) {
         store_dir.empty() ? hutch::ImageStore::default_store() : hutch::ImageStore(store_dir);
     auto opened = hutch::Image::open(path, tag, {.store = store});
     if (!opened) return fail(opened.error().message());
-    image = std::move(*opened);
+    const hutch::Image& opened_image = *opened;
     bool drawn = false;
     auto progress = [&](const hutch::LayerProgress& p) {
       if (!::isatty(2)) return;
@@ -273,15 +299,17 @@ int main(int argc, char** argv) {
                  p.done / 1024, p.total / 1024);
       drawn = true;
     };
-    auto unpacked = image->unpack(store, progress);
+    auto unpacked = opened_image.unpack(store, progress);
     if (drawn) fmt::print(stderr, "\n");
     if (!unpacked) return fail(unpacked.error().message());
     layers = *unpacked;
-    auto from_image = hutch::Container::from_image(*image, store);
+    auto from_image = hutch::Container::from_image(opened_image, store);
     if (!from_image) return fail(from_image.error().message());
     container = std::move(*from_image);
-    if (!command.empty()) container.command(image->command(command));
-  } else {
+    if (!command.empty()) container.command(opened_image.command(command));
+  } else
+#endif
+  {
     if (command.empty()) {
       return fail("no command given\nTry 'hutch-run --help' for more information.");
     }
@@ -386,9 +414,8 @@ int main(int argc, char** argv) {
     }
   }
   if (seccomp) {
-    auto profile = hutch::Seccomp::defaults().compile();
-    if (!profile) return fail(profile.error().message());
-    container.seccomp(*profile);
+    container.seccomp(hutch::SeccompProgram(
+        {std::begin(default_seccomp_program), std::end(default_seccomp_program)}));
   }
 
   if (!memory.empty() || cpus > 0 || pids > 0) {
