@@ -256,6 +256,29 @@ TEST_F(CGroupTest, ANameThatExistsIsNotAdopted) {
   EXPECT_NE(second.error().message().find("only uses cgroups it creates"), std::string::npos);
 }
 
+TEST_F(CGroupTest, AChildThatFailsWhileItsCgroupIsMadeReportsItsOwnError) {
+  LeakCheck leaks;
+  // On v1 the host makes the cgroup while the child sets up; a child that fails first
+  // (here: a mount target below a regular file) must be reported, not the host's step that
+  // found it gone, and leave no cgroup.
+  char pattern[] = "/tmp/hutch-test-XXXXXX";
+  ASSERT_TRUE(::mkdtemp(pattern));
+  const std::string root = pattern;
+  fs::copy_file(probe, root + "/probe");
+  ::chmod(root.c_str(), 0755);
+  const Container c = Container{}
+                          .command({"/probe", "pid"})
+                          .rootfs(hutch::RootFs::directory(root).tmpfs("/probe/below", 4096))
+                          .cgroup(CGroup{}.pids_max(8).memory_max(16_MiB));
+  for (int i = 0; i < 50; ++i) {
+    auto r = c.spawn();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().errno_value(), ENOTDIR) << r.error().message();
+    EXPECT_NE(r.error().message().find("/probe/below"), std::string::npos) << r.error().message();
+  }
+  fs::remove_all(root);
+}
+
 TEST_F(CGroupTest, TwoHundredSpawnsLeaveNoCgroup) {
   LeakCheck leaks;
   const Container c = probe_container({"exit", "0"}).cgroup(CGroup{}.pids_max(16));

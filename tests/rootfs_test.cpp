@@ -1,6 +1,8 @@
 // RootFs: the container sees its own root filesystem, set up as OCI runtimes do.
+#include <linux/magic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -243,13 +245,17 @@ TEST(RootFs, SymlinksInTheSnapshotCannotSendMountsToTheHost) {
   fs::create_directory_symlink("../../../../../../.." + host_target.path(),
                                snapshot.path() + "/relative");
   fs::create_directory_symlink("/", snapshot.path() + "/slash");
+  // A dangling link as the mount target itself: created inside the root, where it points.
+  fs::create_directory_symlink(host_target.path() + "/dangling", snapshot.path() + "/dangling");
   std::ofstream(source.path() + "/payload") << "bound";
   auto root = RootFs::directory(snapshot.path())
                   .bind(source.path(), "/absolute/mnt")
                   .bind(source.path(), "/relative/mnt2")
+                  .bind(source.path(), "/dangling")
                   .tmpfs("/slash" + host_target.path() + "/mnt3", 1 << 20);
   auto out = run_ok(probe_in(root, {"cat", host_target.path() + "/mnt/payload"}));
   EXPECT_EQ(out, "bound") << "the bind should land inside the root";
+  EXPECT_EQ(run_ok(probe_in(root, {"cat", host_target.path() + "/dangling/payload"})), "bound");
   EXPECT_TRUE(host_target.entries().empty()) << "a mount point was created on the host";
 }
 
@@ -302,6 +308,54 @@ TEST(RootFs, BadInputFailsClearlyAndLeavesNothing) {
   EXPECT_TRUE(runtime.entries().empty()) << "scratch directory left behind";
   EXPECT_EQ(mountinfo(), before);
   ::unsetenv("XDG_RUNTIME_DIR");
+}
+
+TEST(RootFs, OverlayScratchMountPointIsOnATmpfsAndGoesWithTheChild) {
+  LeakCheck leaks;
+  struct statfs shm {};
+  if (::statfs("/dev/shm", &shm) != 0 || shm.f_type != TMPFS_MAGIC) {
+    GTEST_SKIP() << "/dev/shm is not a tmpfs here";
+  }
+  ::unsetenv("XDG_RUNTIME_DIR");
+  auto child = probe_in(RootFs::directory(probe_only).overlay(), {"create", "/written", "x"})
+                   .std_out(hutch::Stdio::null())
+                   .spawn();
+  ASSERT_TRUE(child) << child.error().message();
+  const std::string scratch = child->scratch_dir();
+  EXPECT_EQ(scratch.rfind("/dev/shm/hutch-", 0), 0u) << scratch;
+  ASSERT_TRUE(child->wait());
+  EXPECT_TRUE(fs::is_empty(scratch)) << "the writable layer lives in the container's namespace";
+  *child = hutch::Child();
+  EXPECT_FALSE(fs::exists(scratch));
+}
+
+TEST(RootFs, AReapedContainersMountNamespaceIsReleased) {
+  LeakCheck leaks;
+  // Which mount namespaces this process holds descriptors of.
+  auto held = [] {
+    std::set<std::string> namespaces;
+    for (auto& e : fs::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      auto target = fs::read_symlink(e.path(), ec).string();
+      if (!ec && target.rfind("mnt:[", 0) == 0) namespaces.insert(target);
+    }
+    return namespaces;
+  };
+  auto child = probe_in(RootFs::directory(probe_only).overlay(), {"sleep", "30"}).spawn();
+  ASSERT_TRUE(child) << child.error().message();
+  const std::string ns = fs::read_symlink(fmt::format("/proc/{}/ns/mnt", child->pid())).string();
+  EXPECT_EQ(held().count(ns), 1u) << "the host holds the namespace while the container runs";
+  ASSERT_TRUE(child->kill());
+  ASSERT_TRUE(child->wait());
+  hutch::settle();
+  EXPECT_EQ(held().count(ns), 0u) << "released once reaped";
+
+  auto detached = probe_in(RootFs::directory(probe_only), {"exit", "0"}).spawn();
+  ASSERT_TRUE(detached) << detached.error().message();
+  const pid_t pid = detached->detach();
+  EXPECT_TRUE(held().empty()) << "a detached container is not held";
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
 }
 
 TEST(RootFs, HundredOverlayContainersLeaveNoMountsOrScratch) {
