@@ -12,8 +12,8 @@
 #
 # What each one does (none of the peers gets a cgroup namespace, a user namespace, an overlay
 # or a seccomp filter here; hutch-run gets all of them):
-#   hutch-run  its defaults: user, pid, mount, uts, ipc, net and cgroup namespaces, an overlay
-#              root, /proc /dev /sys, masked paths, capabilities dropped, seccomp profile
+#   hutch-run  --rm, and its defaults: user, pid, mount, uts, ipc, net and cgroup namespaces,
+#              an overlay root, /proc /dev /sys, masked paths, capabilities dropped, seccomp
 #   crun, runc the OCI spec their `spec` command writes: pid, net, ipc, uts and mount
 #              namespaces, read-only root, /proc /dev /sys, masked paths. runc gets a
 #              relative cgroupsPath, so its cgroups nest under the caller's; crun runs with
@@ -75,7 +75,7 @@ shm_before=$(ls /dev/shm | grep -c '^hutch-' || true)
 cmds="$work/commands"
 : >"$cmds"
 echo "direct|$root/true" >>"$cmds"
-echo "hutch-run|$hutch_run --rootfs $root /true" >>"$cmds"
+echo "hutch-run|$hutch_run --rm --rootfs $root /true" >>"$cmds"
 if command -v crun >/dev/null; then
   mkdir -p "$work/crun"
   echo "crun run|crun --root $work/crun --cgroup-manager=disabled run --bundle $bundle $id" >>"$cmds"
