@@ -56,6 +56,7 @@ class CGroupTest : public ::testing::Test {
   }
   void TearDown() override {
     if (!IsSkipped()) {
+      hutch::settle();  // unnamed cgroups are removed on a background thread
       EXPECT_EQ(hutch_cgroups(), before_) << "a cgroup was left behind";
     }
   }
@@ -277,6 +278,17 @@ TEST_F(CGroupTest, AChildThatFailsWhileItsCgroupIsMadeReportsItsOwnError) {
     EXPECT_NE(r.error().message().find("/probe/below"), std::string::npos) << r.error().message();
   }
   fs::remove_all(root);
+}
+
+TEST_F(CGroupTest, ANamedCgroupIsFreeAgainOnceItsChildIsGone) {
+  LeakCheck leaks;
+  // Unnamed cgroups are removed in the background; a name the caller chose is free for the
+  // next container as soon as the Child is destroyed.
+  for (int i = 0; i < 3; ++i) {
+    auto status = probe_container({"exit", "0"}).cgroup(CGroup{unique("again")}).run();
+    ASSERT_TRUE(status) << status.error().message();
+    EXPECT_TRUE(status->success());
+  }
 }
 
 TEST_F(CGroupTest, TwoHundredSpawnsLeaveNoCgroup) {

@@ -307,7 +307,8 @@ class LiveCGroup {
   LiveCGroup(LiveCGroup&& other) noexcept
       : layout_(other.layout_),
         dirs_(std::exchange(other.dirs_, {})),
-        controllers_(std::exchange(other.controllers_, {})) {}
+        controllers_(std::exchange(other.controllers_, {})),
+        named_(other.named_) {}
   LiveCGroup& operator=(LiveCGroup&&) = delete;
   ~LiveCGroup() { (void)remove(); }
 
@@ -321,6 +322,7 @@ class LiveCGroup {
       name = fmt::format("hutch-{}-{}", ::getpid(), detail::cgroup_counter.fetch_add(1));
     }
     LiveCGroup live(layout->kind);
+    live.named_ = !spec.name_.empty();
     if (layout->kind == CGroupLayout::unified) {
       BOOST_OUTCOME_TRYV(live.create_v2(spec, layout->hierarchies.front(), name));
     } else {
@@ -339,6 +341,8 @@ class LiveCGroup {
   }
 
   CGroupLayout layout() const noexcept { return layout_; }
+  /// Whether the caller chose the name (CGroup{"name"}); otherwise it is unique to this one.
+  bool named() const noexcept { return named_; }
   /// The directories created, one per hierarchy (v2: one).
   const std::vector<std::string>& paths() const noexcept { return dirs_; }
 
@@ -769,6 +773,7 @@ class LiveCGroup {
   CGroupLayout layout_;
   std::vector<std::string> dirs_;
   std::vector<std::string> controllers_;  // ",memory," etc., parallel to dirs_
+  bool named_ = false;
 };
 
 }  // namespace hutch

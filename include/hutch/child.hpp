@@ -71,7 +71,8 @@ using Teardown = std::function<void()>;
 ///
 /// Destroying a Child that was neither waited for nor `detach()`ed kills it (SIGKILL; with a
 /// pid namespace that ends every process inside) and reaps it; then every process left in
-/// its cgroup is killed and the cgroup and scratch directories are removed. The handle never
+/// its cgroup is killed and the cgroup and scratch directories are removed (an unnamed
+/// cgroup on a background thread: `hutch::settle()` waits for that). The handle never
 /// signals a process it has already reaped: it signals through the pidfd
 /// (pidfd_send_signal(2)).
 class Child {
@@ -288,8 +289,14 @@ class Child {
       (void)kill(SIGKILL);
       (void)wait();
     }
-    // Processes that left the init's tree (no pid namespace) die with the cgroup.
-    if (cgroup_) (void)cgroup_->remove();
+    // Processes that left the init's tree (no pid namespace) die with the cgroup. The janitor
+    // removes it off the caller's path, unless the caller named it: then the name must be free
+    // again when this returns.
+    if (cgroup_ && cgroup_->named()) {
+      (void)cgroup_->remove();
+    } else if (cgroup_) {
+      detail::Janitor::remove_later(std::move(*cgroup_));
+    }
     cgroup_.reset();
     if (teardown_) std::exchange(teardown_, nullptr)();
     pid_ = -1;
@@ -306,9 +313,11 @@ class Child {
   bool detached_ = false;
 };
 
-/// Waits until the teardown of every container reaped so far is done. A reaped container's
-/// mount namespace (its overlay, /proc, /dev) is torn down on a background thread, off the
-/// caller's path; call this before unmounting a filesystem that held a container's root.
+/// Waits until the teardown of every container reaped or destroyed so far is done. A reaped
+/// container's mount namespace (its overlay, /proc, /dev) and a destroyed Child's cgroup are
+/// torn down on a background thread, off the caller's path; call this before unmounting a
+/// filesystem that held a container's root, or to see its cgroup gone. (At exit it is done
+/// for you.)
 inline void settle() noexcept {
   detail::Janitor::settle();
 }

@@ -1,5 +1,6 @@
-// hutch — the janitor: drops the host's hold on finished containers' mount namespaces on a
-// background thread, so that the kernel tears them down beside the caller, not in its way.
+// hutch — the janitor: tears finished containers down on a background thread (drops the
+// host's hold on their mount namespaces, removes their cgroups), beside the caller, not in
+// its way.
 #pragma once
 
 #include <fcntl.h>
@@ -9,45 +10,44 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
 
+#include "../cgroup.hpp"
 #include "../fd.hpp"
 
 namespace hutch::detail {
 
 /// When a container's last process exits, the kernel unmounts everything in its mount
 /// namespace (the overlay, /proc, /dev, ..., with an RCU grace period or two) before the
-/// host can reap it: a fifth of a short container's life. The host holds the namespace
-/// (an fd of /proc/<pid>/ns/mnt, opened at spawn) so that the exit is quick, and hands the fd
-/// here once it has reaped the process; this thread closes it and the teardown runs beside
-/// the caller. Nothing of it is visible from the host: those mounts only ever existed in the
-/// container's namespace.
+/// host can reap it; then its cgroup directories are removed, one rmdir per v1 hierarchy. Both
+/// are a fair part of a short container's life, and neither needs the caller to wait. The host
+/// holds the mount namespace (an fd of /proc/<pid>/ns/mnt, opened at spawn) so that the exit
+/// is quick, and once it has reaped the container hands the fd, and later the cgroup, to this
+/// thread; the kernel's teardown then runs beside the caller. The mounts were only visible
+/// inside the container; the cgroup goes within microseconds (`settle()` waits for it).
 ///
-/// At most `limit` wait at a time (the caller closes its own beyond that), so a host that
+/// At most `limit` jobs wait at a time (beyond that the caller does its own), so a host that
 /// starts containers faster than one thread tears them down slows down rather than piling
-/// them up. The thread blocks every signal; a forked copy of the host closes synchronously
-/// (it has no janitor thread). Pending ones are closed by the kernel if the process exits.
+/// them up. The thread blocks every signal. At exit the queue is drained (atexit) and later
+/// jobs run in the caller; a forked copy of the host has no janitor and does its own too.
 class Janitor {
  public:
   static constexpr std::size_t limit = 16;
 
   /// Closes `fd` on the janitor's thread (or now, when that is not possible).
   static void close_later(Fd fd) noexcept {
-    if (!fd) return;
-    State& s = state();
-    const pid_t owner = s.owner.load(std::memory_order_acquire);
-    if (owner != 0 && owner != ::getpid()) return;  // a fork: fd closes here, now
-    std::unique_lock lock(s.mutex);
-    if (s.pending.size() >= limit || !start(s)) return;
-    s.pending.push_back(fd.release());
-    s.work.notify_one();
+    if (fd) submit(Job{std::move(fd), std::nullopt});
   }
+  /// Removes `cgroup` (LiveCGroup::remove) on the janitor's thread, or now.
+  static void remove_later(LiveCGroup cgroup) noexcept { submit(Job{Fd(), std::move(cgroup)}); }
 
-  /// Waits until every fd handed over so far is closed.
+  /// Waits until every job handed over so far is done.
   static void settle() noexcept {
     State& s = state();
     const pid_t owner = s.owner.load(std::memory_order_acquire);
@@ -57,11 +57,21 @@ class Janitor {
   }
 
  private:
+  struct Job {
+    Fd fd;
+    std::optional<LiveCGroup> cgroup;
+    void run() noexcept {
+      fd.reset();
+      if (cgroup) (void)cgroup->remove();
+    }
+  };
+
   struct State {
     std::mutex mutex;
     std::condition_variable work, idle;
-    std::vector<int> pending;
+    std::vector<Job> pending;
     bool busy = false;
+    bool exiting = false;         // atexit has drained the queue: run jobs in the caller
     std::atomic<pid_t> owner{0};  // the process whose thread runs; 0: none yet
   };
 
@@ -70,6 +80,19 @@ class Janitor {
   static State& state() {
     static State* s = new State;
     return *s;
+  }
+
+  static void submit(Job job) noexcept {
+    State& s = state();
+    const pid_t owner = s.owner.load(std::memory_order_acquire);
+    if (owner != 0 && owner != ::getpid()) return job.run();  // a fork: no janitor here
+    std::unique_lock lock(s.mutex);
+    if (s.exiting || s.pending.size() >= limit || !start(s)) {
+      lock.unlock();
+      return job.run();
+    }
+    s.pending.push_back(std::move(job));
+    s.work.notify_one();
   }
 
   /// Starts the thread once (with s.mutex held); false if it cannot run.
@@ -86,19 +109,28 @@ class Janitor {
       started = false;
     }
     pthread_sigmask(SIG_SETMASK, &saved, nullptr);
-    if (started) s.owner.store(::getpid(), std::memory_order_release);
-    return started;
+    if (!started) return false;
+    s.owner.store(::getpid(), std::memory_order_release);
+    // Nothing may be left for a thread that exit() ends: drain the queue at exit, and from
+    // then on do every job in the caller.
+    std::atexit([] {
+      settle();
+      std::lock_guard lock(state().mutex);
+      state().exiting = true;
+    });
+    return true;
   }
 
   static void run(State& s) {
     std::unique_lock lock(s.mutex);
     for (;;) {
       s.work.wait(lock, [&] { return !s.pending.empty(); });
-      std::vector<int> batch;
+      std::vector<Job> batch;
       batch.swap(s.pending);
       s.busy = true;
       lock.unlock();
-      for (int fd : batch) ::close(fd);
+      for (Job& job : batch) job.run();
+      batch.clear();
       lock.lock();
       s.busy = false;
       s.idle.notify_all();
