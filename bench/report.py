@@ -121,7 +121,7 @@ with open(out / "host_size.dat", "w") as f:
     for gib, fk, c in size_rows:
         f.write(f"{gib} {fk:.1f} {c:.1f}\n")
 script = f"""
-set terminal pngcairo size 1100,520 font ",10"
+set terminal pngcairo size 1100,520 font ",10" noenhanced
 set output "{out}/levels.png"
 set title "Spawn + exec + reap of a static true, by isolation level (median; fork+exec = 1)"
 set style data histograms
