@@ -29,14 +29,15 @@
 # state directory, no cgroup, no mount (checked; the script fails if something is).
 set -eu
 
-[ "$(id -u)" = 0 ] || { echo "peers.sh: needs root" >&2; exit 1; }
+# 77: skipped (CTest's SKIP_RETURN_CODE), with the reason.
+[ "$(id -u)" = 0 ] || { echo "peers.sh: needs root" >&2; exit 77; }
 [ $# -ge 2 ] || { echo "usage: $0 HUTCH_RUN TRUE [OUT_DIR]" >&2; exit 2; }
 hutch_run=$(realpath "$1")
 payload=$(realpath "$2")
 out=$(realpath "${3:-.}")
 runs=${RUNS:-200}
 warmup=${WARMUP:-20}
-command -v hyperfine >/dev/null || { echo "peers.sh: hyperfine is not installed" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "peers.sh: hyperfine is not installed" >&2; exit 77; }
 
 work=$(mktemp -d /tmp/hutch-peers.XXXXXX)
 id=hutch-peers-$$

@@ -7,6 +7,7 @@
 #include <chrono>
 
 #include <filesystem>
+#include <stdexcept>
 #include <thread>
 
 #include "support.hpp"
@@ -187,14 +188,28 @@ TEST_F(CGroupTest, ContainerIsInItsCgroupFromTheFirstInstruction) {
   EXPECT_TRUE(v1 || v2) << named;
 }
 
+/// A root filesystem holding only the probe, in /tmp (the v2 run in qemu has the build tree on
+/// a read-only share), removed with the object.
+class ProbeRoot {
+ public:
+  ProbeRoot() {
+    char pattern[] = "/tmp/hutch-test-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp");
+    path_ = pattern;
+    fs::copy_file(probe, path_ + "/probe");
+    ::chmod(path_.c_str(), 0755);
+  }
+  ~ProbeRoot() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 TEST_F(CGroupTest, TheContainerReadsItsOwnLimitsUnderSysFsCgroup) {
   LeakCheck leaks;
-  // A root on the local tmpfs (the v2 run in qemu has the build tree on a read-only share).
-  char pattern[] = "/tmp/hutch-test-XXXXXX";
-  ASSERT_TRUE(::mkdtemp(pattern));
-  const std::string root = pattern;
-  fs::copy_file(probe, root + "/probe");
-  ::chmod(root.c_str(), 0755);
+  const ProbeRoot probe_root;
+  const std::string& root = probe_root.path();
   const bool v2 = hutch::detail::host_layout()->kind == hutch::CGroupLayout::unified;
   auto out = run_ok(Container{}
                         .command({"/probe", "cat",
@@ -216,7 +231,6 @@ TEST_F(CGroupTest, TheContainerReadsItsOwnLimitsUnderSysFsCgroup) {
                  .rootfs(hutch::RootFs::directory(root))
                  .cgroup(CGroup{}.pids_max(12)));
   EXPECT_EQ(write, "open_write EROFS\n") << "the container may not raise its own limits";
-  fs::remove_all(root);
 }
 
 TEST_F(CGroupTest, BadInputFailsBeforeAnythingIsCreated) {
@@ -262,11 +276,8 @@ TEST_F(CGroupTest, AChildThatFailsWhileItsCgroupIsMadeReportsItsOwnError) {
   // On v1 the host makes the cgroup while the child sets up; a child that fails first
   // (here: a mount target below a regular file) must be reported, not the host's step that
   // found it gone, and leave no cgroup.
-  char pattern[] = "/tmp/hutch-test-XXXXXX";
-  ASSERT_TRUE(::mkdtemp(pattern));
-  const std::string root = pattern;
-  fs::copy_file(probe, root + "/probe");
-  ::chmod(root.c_str(), 0755);
+  const ProbeRoot probe_root;
+  const std::string& root = probe_root.path();
   const Container c = Container{}
                           .command({"/probe", "pid"})
                           .rootfs(hutch::RootFs::directory(root).tmpfs("/probe/below", 4096))
@@ -277,7 +288,6 @@ TEST_F(CGroupTest, AChildThatFailsWhileItsCgroupIsMadeReportsItsOwnError) {
     EXPECT_EQ(r.error().errno_value(), ENOTDIR) << r.error().message();
     EXPECT_NE(r.error().message().find("/probe/below"), std::string::npos) << r.error().message();
   }
-  fs::remove_all(root);
 }
 
 TEST_F(CGroupTest, ANamedCgroupIsFreeAgainOnceItsChildIsGone) {
