@@ -29,6 +29,8 @@
 
 #include <hutch/hutch.hpp>
 
+#include "payload_root.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -90,28 +92,11 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-/// A root filesystem with the payloads, removed at exit.
-struct Root {
-  std::string dir;
-  Root() {
-    char tmpl[] = "/tmp/hutch-scale-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) std::abort();
-    dir = tmpl;
-    ::chmod(tmpl, 0755);
-    std::filesystem::copy_file(HUTCH_BENCH_TRUE, dir + "/true");
-    std::filesystem::copy_file(HUTCH_BENCH_IDLE, dir + "/idle");
-  }
-  ~Root() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-};
-
-hutch::Container full_isolation(const Root& root, const char* command) {
+hutch::Container full_isolation(const PayloadRoot& root, const char* command) {
   return hutch::Container{}
       .command({command})
       .namespaces(hutch::Namespaces::all().without(hutch::Namespace::net))
-      .rootfs(hutch::RootFs::directory(root.dir).overlay())
+      .rootfs(hutch::RootFs::directory(root.path()).overlay())
       .cgroup(hutch::CGroup{}.pids_max(16).memory_max(64 << 20));
 }
 
@@ -120,7 +105,7 @@ void print(const char* key, double value) {
 }
 
 int idle(int n) {
-  Root root;
+  const PayloadRoot root{{HUTCH_BENCH_TRUE, "true"}, {HUTCH_BENCH_IDLE, "idle"}};
   const hutch::Container c = full_isolation(root, "/idle");
   const long rss0 = kib("/proc/self/status", "VmRSS"), fds0 = open_fds();
   const long avail0 = kib("/proc/meminfo", "MemAvailable"), slab0 = kib("/proc/meminfo", "Slab");
@@ -173,7 +158,7 @@ int idle(int n) {
 }
 
 int churn(int n, int threads) {
-  Root root;
+  const PayloadRoot root{{HUTCH_BENCH_TRUE, "true"}, {HUTCH_BENCH_IDLE, "idle"}};
   const hutch::Container c = full_isolation(root, "/true");
   const auto cgroups0 = cgroup_counts();
   const long mounts0 = mount_count(), scratch0 = scratch_dirs();

@@ -12,18 +12,17 @@
 #include <benchmark/benchmark.h>
 #include <spawn.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include <hutch/hutch.hpp>
+
+#include "payload_root.hpp"
 
 extern char** environ;
 
@@ -40,25 +39,10 @@ struct Payload {
 const Payload glibc{"glibc", HUTCH_BENCH_TRUE, "/true"};
 const Payload nolibc{"nolibc", HUTCH_BENCH_TRUE_NOLIBC, "/true-nolibc"};
 
-/// A root filesystem holding only the payloads, made once in /tmp and removed at exit.
-char payload_root_path[] = "/tmp/hutch-bench-XXXXXX";
-
-const char* payload_root() {
-  static const bool made = [] {
-    if (::mkdtemp(payload_root_path) == nullptr || ::chmod(payload_root_path, 0755) != 0) {
-      std::abort();
-    }
-    for (const Payload* p : {&glibc, &nolibc}) {
-      std::filesystem::copy_file(p->host, std::string(payload_root_path) + p->inside);
-    }
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(payload_root_path, ec);
-    });
-    return true;
-  }();
-  (void)made;
-  return payload_root_path;
+/// The benchmarks' root filesystem, made at first use and removed at exit.
+const std::string& payload_root() {
+  static const PayloadRoot root{{glibc.host, glibc.inside + 1}, {nolibc.host, nolibc.inside + 1}};
+  return root.path();
 }
 
 /// `gib` GiB of touched anonymous memory in small pages: what a large host program holds.

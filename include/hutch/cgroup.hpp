@@ -140,6 +140,8 @@ enum class CGroupLayout : std::uint8_t {
 
 namespace detail {
 
+struct SpawnAccess;
+
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -316,19 +318,7 @@ class LiveCGroup {
   /// what was created is removed again.
   static result<LiveCGroup> create(const CGroup& spec) {
     BOOST_OUTCOME_TRYV(check(spec));
-    const auto& layout = detail::host_layout();
-    std::string name = spec.name_;
-    if (name.empty()) {
-      name = fmt::format("hutch-{}-{}", ::getpid(), detail::cgroup_counter.fetch_add(1));
-    }
-    LiveCGroup live(layout->kind);
-    live.named_ = !spec.name_.empty();
-    if (layout->kind == CGroupLayout::unified) {
-      BOOST_OUTCOME_TRYV(live.create_v2(spec, layout->hierarchies.front(), name));
-    } else {
-      BOOST_OUTCOME_TRYV(live.create_v1(spec, *layout, name));
-    }
-    return live;
+    return make(spec);
   }
 
   /// Checks `spec` against the host's hierarchies without creating anything; returns the
@@ -490,6 +480,26 @@ class LiveCGroup {
 
  private:
   explicit LiveCGroup(CGroupLayout layout) : layout_(layout) {}
+
+  // spawn() checks the spec before it clones and creates the cgroup after (v1): once each.
+  friend struct detail::SpawnAccess;
+
+  /// create() for a spec that check() has passed.
+  static result<LiveCGroup> make(const CGroup& spec) {
+    const auto& layout = detail::host_layout();
+    std::string name = spec.name_;
+    if (name.empty()) {
+      name = fmt::format("hutch-{}-{}", ::getpid(), detail::cgroup_counter.fetch_add(1));
+    }
+    LiveCGroup live(layout->kind);
+    live.named_ = !spec.name_.empty();
+    if (layout->kind == CGroupLayout::unified) {
+      BOOST_OUTCOME_TRYV(live.create_v2(spec, layout->hierarchies.front(), name));
+    } else {
+      BOOST_OUTCOME_TRYV(live.create_v1(spec, *layout, name));
+    }
+    return live;
+  }
 
   std::optional<std::string> dir_of(std::string_view controller) const {
     for (std::size_t i = 0; i < dirs_.size(); ++i) {

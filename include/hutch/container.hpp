@@ -695,6 +695,7 @@ struct SpawnAccess {
                           .fstype = "proc",
                           .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
     }
+    s.mounts.push_back({.kind = MountStep::Kind::enter_cgroup});
     return success();
   }
 
@@ -891,7 +892,7 @@ struct SpawnAccess {
       HUTCH_TRY(const CGroupLayout layout, LiveCGroup::check(*c.cgroup_));
       if (layout == CGroupLayout::unified) {
         // v2: create it now, so that clone3 starts the child inside it.
-        auto created = LiveCGroup::create(*c.cgroup_);
+        auto created = LiveCGroup::make(*c.cgroup_);
         if (!created) return created.error();
         cgroup.emplace(std::move(*created));
         cgroup_fd = cgroup->open_for_clone();
@@ -900,9 +901,6 @@ struct SpawnAccess {
         // while the child sets up, then let it enter (Plan::late_cgroup).
         plan.late_cgroup = true;
       }
-    }
-    for (std::size_t i = 0; i < s.mounts.size(); ++i) {
-      if (s.mounts[i].kind == MountStep::Kind::enter_cgroup) plan.enter_cgroup_in_mounts = true;
     }
 
     Stack stack;
@@ -969,7 +967,7 @@ struct SpawnAccess {
     std::optional<DumpableWindow> non_dumpable(std::in_place);
     if (auto released = release(); !released) return abandon(released.error());
     if (plan.late_cgroup) {
-      auto created = LiveCGroup::create(*c.cgroup_);
+      auto created = LiveCGroup::make(*c.cgroup_);
       if (!created) return abandon(created.error());
       cgroup.emplace(std::move(*created));
       auto attached = cgroup->attach(static_cast<pid_t>(pid));

@@ -193,23 +193,34 @@ HUTCH_CHILD_CODE inline long open_in_root(int root, const char* path,
   return raw::sys(SYS_openat2, root, *path ? path : ".", &how, sizeof how);
 }
 
+/// Opens the directory holding `path` (relative, inside the root) and points `name` at the
+/// path's last component. Returns the directory's fd or -errno.
+HUTCH_CHILD_CODE inline long open_parent_in_root(int root, const char* path,
+                                                 const char*& name) noexcept {
+  name = path;
+  for (const char* c = path; *c; ++c) {
+    if (*c == '/') name = c + 1;
+  }
+  char parent_path[4096];
+  const auto n = static_cast<std::size_t>(name - path);
+  if (n >= sizeof parent_path) return -ENAMETOOLONG;
+  for (std::size_t i = 0; i < n; ++i) parent_path[i] = path[i];
+  parent_path[n] = '\0';
+  return open_in_root(root, parent_path, O_PATH | O_DIRECTORY);
+}
+
 /// The common case of a missing target: its parent exists, so create the last component
 /// there and open it as the walk below would. -EAGAIN when the parent is missing too or the
 /// name exists after all (a dangling link): the caller walks the path by hand.
 HUTCH_CHILD_CODE inline long create_last(int root, const MountStep& step,
                                          const char* target) noexcept {
-  const char* name = target;
-  for (const char* c = target; *c; ++c) {
-    if (*c == '/') name = c + 1;
-  }
-  if (*name == '\0' || (name[0] == '.' && (name[1] == '\0' || name[1] == '.'))) return -EAGAIN;
-  char parent_path[4096];
-  const auto n = static_cast<std::size_t>(name - target);
-  if (n >= sizeof parent_path) return -ENAMETOOLONG;
-  for (std::size_t i = 0; i < n; ++i) parent_path[i] = target[i];
-  parent_path[n] = '\0';
-  long parent = open_in_root(root, parent_path, O_PATH | O_DIRECTORY);
+  const char* name = nullptr;
+  long parent = open_parent_in_root(root, target, name);
   if (parent < 0) return parent == -ENOENT ? -EAGAIN : parent;
+  if (*name == '\0' || (name[0] == '.' && (name[1] == '\0' || name[1] == '.'))) {
+    raw::sys(SYS_close, parent);
+    return -EAGAIN;
+  }
   long r;
   if (step.create_file) {
     r = raw::sys(SYS_openat, parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW,
@@ -378,15 +389,8 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, int& root) noexcept
       // Create the link in its resolved parent directory.
       const char* path = step.target;
       while (*path == '/') ++path;
-      const char* name = path;
-      for (const char* c = path; *c; ++c)
-        if (*c == '/') name = c + 1;
-      char parent_path[4096];
-      std::size_t n = static_cast<std::size_t>(name - path);
-      if (n >= sizeof parent_path) return -ENAMETOOLONG;
-      for (std::size_t i = 0; i < n; ++i) parent_path[i] = path[i];
-      parent_path[n] = '\0';
-      long parent = open_in_root(root, parent_path, O_PATH | O_DIRECTORY);
+      const char* name = nullptr;
+      long parent = open_parent_in_root(root, path, name);
       if (parent < 0) return parent;
       long r = raw::sys(SYS_symlinkat, step.source, parent, name);
       raw::sys(SYS_close, parent);
@@ -593,7 +597,7 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   if (!plan.late_cgroup) raw::sys(SYS_close, plan.sync_read_fd);
 
   reset_signal_handlers();
-  if (!plan.enter_cgroup_in_mounts) enter_cgroup(plan);
+  if (plan.mount_count == 0) enter_cgroup(plan);  // else at its mount step
 
   if (plan.unshare_time) {
     long r = raw::sys(SYS_unshare, CLONE_NEWTIME);

@@ -80,10 +80,10 @@ struct Plan {
   bool unshare_cgroup = false;
   /// cgroup v1: the host creates our cgroup and moves us into it while we set up (clone
   /// cannot place us, and the other CPU is idle); we wait for its second byte on
-  /// sync_read_fd before entering a cgroup namespace and before anything runs. Where: the
-  /// enter_cgroup mount step if there is one, else before any other step.
+  /// sync_read_fd before entering a cgroup namespace and before anything runs. Where: at the
+  /// enter_cgroup step, which every plan with mount steps has once; without mount steps,
+  /// before any other step.
   bool late_cgroup = false;
-  bool enter_cgroup_in_mounts = false;
   bool die_with_parent = true;
 
   // time namespace
