@@ -502,9 +502,10 @@ class LiveCGroup {
   }
 
   std::optional<std::string> dir_of(std::string_view controller) const {
+    std::string needle;  // ",name,": built in steps, as gcc 12 -O3 misreads "," + string
+    needle.append(1, ',').append(controller).append(1, ',');
     for (std::size_t i = 0; i < dirs_.size(); ++i) {
-      if (controllers_.size() > i &&
-          controllers_[i].find("," + std::string(controller) + ",") != std::string::npos) {
+      if (controllers_.size() > i && controllers_[i].find(needle) != std::string::npos) {
         return dirs_[i];
       }
     }
