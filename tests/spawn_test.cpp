@@ -5,7 +5,14 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
+#include <sys/prctl.h>
+
+#include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "support.hpp"
@@ -215,17 +222,78 @@ TEST(Spawn, CwdIsApplied) {
 
 TEST(Spawn, SignalsStartUnblockedWithDefaultHandlers) {
   LeakCheck leaks;
-  // The host ignores SIGPIPE and blocks SIGUSR1; the container must start clean.
-  auto old_handler = ::signal(SIGPIPE, SIG_IGN);
+  // The host ignores SIGPIPE and a real-time signal, handles SIGTERM and blocks SIGUSR1;
+  // the container must start clean.
+  auto old_pipe = ::signal(SIGPIPE, SIG_IGN);
+  auto old_rt = ::signal(SIGRTMIN + 3, SIG_IGN);
+  auto old_term = ::signal(SIGTERM, [](int) {});
   sigset_t block, old_mask;
   sigemptyset(&block);
   sigaddset(&block, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &block, &old_mask);
   auto status = run_ok(probe_container({"status"}));
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
-  ::signal(SIGPIPE, old_handler);
+  ::signal(SIGPIPE, old_pipe);
+  ::signal(SIGRTMIN + 3, old_rt);
+  ::signal(SIGTERM, old_term);
   EXPECT_NE(status.find("SigBlk:\t0000000000000000\n"), std::string::npos) << status;
   EXPECT_NE(status.find("SigIgn:\t0000000000000000\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("SigCgt:\t0000000000000000\n"), std::string::npos) << status;
+}
+
+std::atomic<int> host_handler_runs{0};
+
+/// The pid of a child of this process (the paused container), or -1.
+pid_t child_of_this_process() {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    pid_t parent = 0;
+    rest >> state >> parent;
+    if (parent == ::getpid()) return std::stoi(name);
+  }
+  return -1;
+}
+
+// A signal sent to the container while it sets up waits until its command starts and then
+// acts as on a fresh process: the host's handler never runs in the child (whose memory is
+// the host's until execve), the default action does.
+TEST(Spawn, ASignalDuringSetupGetsTheDefaultActionNotTheHostsHandler) {
+  LeakCheck leaks;
+  auto old_handler = ::signal(SIGUSR2, [](int) { ++host_handler_runs; });
+  int pause[2];
+  ASSERT_EQ(::pipe2(pause, O_CLOEXEC), 0);
+  hutch::detail::test_pause_fd = pause[0];
+  std::optional<hutch::result<hutch::ExitStatus>> status;
+  // (Waits in the spawning thread: the container dies with the thread that made it.)
+  // Without a pid namespace: an init process would drop a signal it has no handler for.
+  std::thread spawner([&] {
+    status.emplace(
+        probe_container({"pid"}).namespaces(Namespaces::all().without(Namespace::pid)).run());
+  });
+  pid_t pid = -1;
+  for (int i = 0; i < 2000 && (pid < 0 || ::prctl(PR_GET_DUMPABLE) != 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (pid < 0) pid = child_of_this_process();
+  }
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(::kill(pid, SIGUSR2), 0);
+  ASSERT_EQ(::write(pause[1], "x", 1), 1);
+  spawner.join();
+  hutch::detail::test_pause_fd = -1;
+  ::close(pause[0]);
+  ::close(pause[1]);
+  ::signal(SIGUSR2, old_handler);
+  ASSERT_TRUE(status && *status) << (*status).error().message();
+  EXPECT_EQ((*status)->signal, SIGUSR2) << fmt::format("{}", **status);
+  EXPECT_EQ(host_handler_runs.load(), 0);
 }
 
 // --- stdio ---------------------------------------------------------------------------------

@@ -911,8 +911,8 @@ struct SpawnAccess {
     long pid;
     {
       BlockAllSignals blocked;
-      pid =
-          start_child(child::main, &plan, ns.clone_flags(), stack, pidfd, cgroup_fd.get(), placed);
+      pid = start_child(child::main, &plan, ns.clone_flags(), stack, pidfd, cgroup_fd.get(), placed,
+                        plan.handlers_cleared);
     }
     if (pid < 0) return clone_error(c, static_cast<int>(-pid));
     Fd pidfd_owner(pidfd);

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -37,7 +38,12 @@ inline bool force_clone_fallback = false;
 inline int test_pause_fd = -1;
 
 /// The child's stack: an anonymous mapping with a guard page below it. The child uses it
-/// until it execs; the host unmaps it only after that (or after the child is gone).
+/// until it execs; the host gives it back only after that (or after the child is gone).
+///
+/// Stacks are reused: mapping a fresh one, faulting in the pages the child touches and
+/// unmapping it (a TLB shootdown on every CPU the child ran on) costs more than all the rest
+/// of the host's side of a spawn. A few free ones wait in a lock-free pool (no lock that a
+/// fork(2) could copy held); beyond that they are unmapped.
 class Stack {
  public:
   static constexpr std::size_t size = 128 * 1024;
@@ -46,21 +52,45 @@ class Stack {
   Stack(Stack&& other) noexcept : base_(std::exchange(other.base_, nullptr)) {}
   Stack& operator=(Stack&&) = delete;
   ~Stack() {
-    if (base_) ::munmap(base_, size + guard());
+    if (base_ && !give_back(base_)) ::munmap(base_, size + guard());
   }
-  /// Maps the stack; false with errno set on failure.
+  /// Takes a stack from the pool or maps one; false with errno set on failure.
   bool allocate() noexcept {
+    if ((base_ = take())) return true;
     void* p = ::mmap(nullptr, size + guard(), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return false;
+    if (::mprotect(p, guard(), PROT_NONE) != 0) {
+      const int error = errno;
+      ::munmap(p, size + guard());
+      errno = error;
+      return false;
+    }
     base_ = p;
-    if (::mprotect(base_, guard(), PROT_NONE) != 0) return false;
     return true;
   }
   char* low() const noexcept { return static_cast<char*>(base_) + guard(); }
   char* top() const noexcept { return low() + size; }
 
  private:
+  static constexpr std::size_t pool_size = 8;
+  static std::atomic<void*>* pool() noexcept {
+    static std::atomic<void*> slots[pool_size] = {};
+    return slots;
+  }
+  static void* take() noexcept {
+    for (std::size_t i = 0; i < pool_size; ++i) {
+      if (void* p = pool()[i].exchange(nullptr, std::memory_order_acquire)) return p;
+    }
+    return nullptr;
+  }
+  static bool give_back(void* p) noexcept {
+    for (std::size_t i = 0; i < pool_size; ++i) {
+      void* empty = nullptr;
+      if (pool()[i].compare_exchange_strong(empty, p, std::memory_order_release)) return true;
+    }
+    return false;
+  }
   static std::size_t guard() noexcept { return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)); }
   void* base_ = nullptr;
 };
@@ -94,31 +124,48 @@ inline long clone3_call(CloneArgs* args, ChildMain fn, void* arg) noexcept {
 }
 #endif
 
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+
 /// Starts `fn(arg)` in a new process that shares this process's memory (CLONE_VM, like
 /// posix_spawn: no page-table copy, so the cost does not grow with the host's size) and runs
 /// on `stack`. `flags` adds namespace flags. Returns the pid, or -errno. On success `pidfd`
 /// holds a pidfd for the child. With `cgroup_fd` >= 0, clone3 places the child into that
 /// cgroup v2 directory atomically (CLONE_INTO_CGROUP) and `placed` says so; the clone(2)
 /// fallback for kernels without clone3 cannot, and leaves `placed` false.
+///
+/// `handlers_cleared` (read by the child: it lives in the plan) is set before the child
+/// starts: true when the kernel reset every handled signal to its default in the child
+/// (CLONE_CLEAR_SIGHAND, Linux 5.5), so no host handler can ever run there; false on older
+/// kernels, where the child resets them itself.
 inline long start_child(ChildMain fn, void* arg, std::uint64_t flags, const Stack& stack,
-                        int& pidfd, int cgroup_fd, bool& placed) noexcept {
+                        int& pidfd, int cgroup_fd, bool& placed, bool& handlers_cleared) noexcept {
   pidfd = -1;
   placed = false;
+  handlers_cleared = false;
   flags |= CLONE_VM | CLONE_PIDFD;
 #if defined(__x86_64__)
   if (!force_clone_fallback) {
     CloneArgs args{};
-    args.flags = flags | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
+    args.flags = flags | CLONE_CLEAR_SIGHAND | (cgroup_fd >= 0 ? CLONE_INTO_CGROUP : 0);
     args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     args.stack = reinterpret_cast<std::uint64_t>(stack.low());
     args.stack_size = Stack::size;
     args.cgroup = cgroup_fd >= 0 ? static_cast<std::uint64_t>(cgroup_fd) : 0;
+    handlers_cleared = true;
     long r = clone3_call(&args, fn, arg);
+    if (r == -EINVAL) {  // before 5.5: no CLONE_CLEAR_SIGHAND
+      args.flags &= ~static_cast<std::uint64_t>(CLONE_CLEAR_SIGHAND);
+      handlers_cleared = false;
+      r = clone3_call(&args, fn, arg);
+    }
     if (r != -ENOSYS) {
       placed = r > 0 && cgroup_fd >= 0;
       return r;
     }
+    handlers_cleared = false;
   }
 #endif
   int r = ::clone(fn, stack.top(), static_cast<int>(flags) | SIGCHLD, arg, &pidfd);

@@ -85,6 +85,9 @@ struct Plan {
   /// before any other step.
   bool late_cgroup = false;
   bool die_with_parent = true;
+  /// clone3 reset the handled signals in the child (CLONE_CLEAR_SIGHAND); set by
+  /// start_child() just before the child starts.
+  bool handlers_cleared = false;
 
   // time namespace
   bool unshare_time = false;
