@@ -236,6 +236,25 @@ TEST(RootFs, MaskedAndReadOnlyPathsAndDev) {
   }
 }
 
+// A mount of the user's under /proc: the masked and read-only paths still apply around it.
+TEST(RootFs, MasksStillApplyWithAUserMountUnderProc) {
+  LeakCheck leaks;
+  TempDir source;
+  std::ofstream(source.path() + "/cmdline") << "replaced\n";
+  auto root = RootFs::directory(busybox).bind(source.path() + "/cmdline", "/proc/cmdline",
+                                              hutch::read_only);
+  EXPECT_EQ(run_ok(in_busybox({"cat", "/proc/cmdline"}, root)), "replaced\n");
+  for (std::string path : {"/proc/keys", "/proc/acpi", "/proc/sys"}) {
+    if (!fs::exists(path)) continue;
+    EXPECT_EQ(
+        run_ok(in_busybox({"sh", "-c", "grep -c ' " + path + " ' /proc/self/mountinfo"}, root)),
+        "1\n")
+        << path << " is masked or read-only: a mount of its own";
+  }
+  EXPECT_EQ(run_ok(in_busybox({"/bin/probe", "write", "/proc/sys/kernel/core_pattern"}, root)),
+            is_root() ? "open_write EROFS\n" : "open_write EACCES\n");
+}
+
 TEST(RootFs, SymlinksInTheSnapshotCannotSendMountsToTheHost) {
   LeakCheck leaks;
   TempDir snapshot, host_target, source;

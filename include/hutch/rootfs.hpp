@@ -350,6 +350,19 @@ struct RootFsPlanner {
     steps.push_back(step);
   }
 
+  /// Whether a mount the user asked for lands on `dir` or below it: then what is there is
+  /// no longer only the kernel's, and steps in it resolve inside the root.
+  bool user_mount_under(std::string_view dir) const {
+    for (const auto& m : fs.mounts_) {
+      std::string_view t = m.target;
+      while (t.size() > 1 && t.back() == '/') t.remove_suffix(1);
+      if (t == "/" || (t.starts_with(dir) && (t.size() == dir.size() || t[dir.size()] == '/'))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /// Plans the steps. `scratch` is the overlay scratch directory (empty without overlay).
   /// Returns the host path of the new root, for Plan::new_root.
   result<const char*> plan(const std::string& scratch) {
@@ -467,20 +480,7 @@ struct RootFsPlanner {
       }
     }
 
-    if (fs.has(Standard::masked_paths)) {
-      for (const char* path :
-           {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-            "/sys/firmware", "/sys/devices/virtual/powercap"}) {
-        add_in_root({.kind = Kind::mask, .optional = true, .target = path});
-      }
-    }
-    if (fs.has(Standard::readonly_paths)) {
-      for (const char* path :
-           {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}) {
-        add_in_root({.kind = Kind::readonly, .optional = true, .target = path});
-      }
-    }
+    plan_masks();
     if (fs.read_only_) {
       add_in_root({.kind = Kind::remount, .target = "/", .flags = MS_RDONLY});
     }
@@ -493,6 +493,44 @@ struct RootFsPlanner {
     }
     add_in_root({.kind = fs.chroot_ ? Kind::chroot : Kind::pivot_root, .target = "/"});
     return root;
+  }
+
+  /// The OCI default masked and read-only paths. Under a /proc or /sys that we mounted and
+  /// no user mount covers, they are `here` steps.
+  void plan_masks() {
+    using Kind = MountStep::Kind;
+    std::vector<std::pair<Kind, const char*>> proc, sys;
+    if (fs.has(Standard::masked_paths)) {
+      for (const char* name : {"acpi", "asound", "kcore", "keys", "latency_stats", "timer_list",
+                               "timer_stats", "sched_debug", "scsi"}) {
+        proc.emplace_back(Kind::mask, name);
+      }
+      for (const char* name : {"firmware", "devices/virtual/powercap"}) {
+        sys.emplace_back(Kind::mask, name);
+      }
+    }
+    if (fs.has(Standard::readonly_paths)) {
+      for (const char* name : {"bus", "fs", "irq", "sys", "sysrq-trigger"}) {
+        proc.emplace_back(Kind::readonly, name);
+      }
+    }
+    plan_in("/proc", proc, fs.has(Standard::proc) && !user_mount_under("/proc"));
+    plan_in("/sys", sys, fs.has(Standard::sys) && !user_mount_under("/sys"));
+  }
+
+  /// Optional steps on entries of `dir`: `here` steps if `fresh`, else resolved in the root.
+  void plan_in(const char* dir, const std::vector<std::pair<MountStep::Kind, const char*>>& list,
+               bool fresh) {
+    if (list.empty()) return;
+    if (fresh) add_in_root({.kind = MountStep::Kind::enter, .target = dir});
+    for (auto [kind, name] : list) {
+      if (fresh) {
+        add({.kind = kind, .optional = true, .here = true, .target = name});
+      } else {
+        add_in_root(
+            {.kind = kind, .optional = true, .target = keep(fmt::format("{}/{}", dir, name))});
+      }
+    }
   }
 
   /// /sys/fs/cgroup as the container sees it: inside its cgroup namespace a new cgroupfs
@@ -518,18 +556,21 @@ struct RootFsPlanner {
                  .fstype = "tmpfs",
                  .data = "mode=755,size=64k",
                  .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    add_in_root({.kind = Kind::enter, .target = "/sys/fs/cgroup"});
     for (const auto& h : layout->hierarchies) {
       std::string controllers;
       for (const auto& c : h.controllers) controllers += (controllers.empty() ? "" : ",") + c;
-      add_in_root({.kind = Kind::mount,
-                   .create = true,
-                   .source = "cgroup",
-                   .target = keep("/sys/fs/cgroup/" + controllers),
-                   .fstype = "cgroup",
-                   .data = keep(controllers),
-                   .flags = flags});
+      const char* name = keep(controllers);
+      add({.kind = Kind::mount,
+           .create = true,
+           .here = true,
+           .source = "cgroup",
+           .target = name,
+           .fstype = "cgroup",
+           .data = name,
+           .flags = flags});
     }
-    add_in_root({.kind = Kind::remount, .target = "/sys/fs/cgroup", .flags = MS_RDONLY});
+    add({.kind = Kind::remount, .here = true, .target = ".", .flags = MS_RDONLY});
   }
 
   void plan_dev() {
@@ -543,33 +584,38 @@ struct RootFsPlanner {
                  .flags = MS_NOSUID | MS_STRICTATIME});
     // Bind the host's device nodes rather than mknod: it works the same with and without a
     // user namespace (where mknod is not allowed), as runc does rootless.
+    add_in_root({.kind = Kind::enter, .target = "/dev"});
     for (const char* dev : {"null", "zero", "full", "random", "urandom", "tty"}) {
-      std::string path = std::string("/dev/") + dev;
-      add_in_root({.kind = Kind::bind,
-                   .create = true,
-                   .create_file = true,
-                   .source = keep(path),
-                   .target = keep(path)});
+      add({.kind = Kind::bind,
+           .create = true,
+           .create_file = true,
+           .here = true,
+           .source = keep(std::string("/dev/") + dev),
+           .target = dev});
     }
-    add_in_root({.kind = Kind::mount,
-                 .create = true,
-                 .source = "devpts",
-                 .target = "/dev/pts",
-                 .fstype = "devpts",
-                 .data = "newinstance,ptmxmode=0666,mode=0620",
-                 .flags = MS_NOSUID | MS_NOEXEC});
-    add_in_root({.kind = Kind::symlink, .source = "pts/ptmx", .target = "/dev/ptmx"});
-    add_in_root({.kind = Kind::mount,
-                 .create = true,
-                 .source = "shm",
-                 .target = "/dev/shm",
-                 .fstype = "tmpfs",
-                 .data = "mode=1777,size=65536k",
-                 .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
-    add_in_root({.kind = Kind::symlink, .source = "/proc/self/fd", .target = "/dev/fd"});
-    add_in_root({.kind = Kind::symlink, .source = "/proc/self/fd/0", .target = "/dev/stdin"});
-    add_in_root({.kind = Kind::symlink, .source = "/proc/self/fd/1", .target = "/dev/stdout"});
-    add_in_root({.kind = Kind::symlink, .source = "/proc/self/fd/2", .target = "/dev/stderr"});
+    add({.kind = Kind::mount,
+         .create = true,
+         .here = true,
+         .source = "devpts",
+         .target = "pts",
+         .fstype = "devpts",
+         .data = "newinstance,ptmxmode=0666,mode=0620",
+         .flags = MS_NOSUID | MS_NOEXEC});
+    add({.kind = Kind::mount,
+         .create = true,
+         .here = true,
+         .source = "shm",
+         .target = "shm",
+         .fstype = "tmpfs",
+         .data = "mode=1777,size=65536k",
+         .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    for (auto [link, to] : {std::pair{"ptmx", "pts/ptmx"},
+                            {"fd", "/proc/self/fd"},
+                            {"stdin", "/proc/self/fd/0"},
+                            {"stdout", "/proc/self/fd/1"},
+                            {"stderr", "/proc/self/fd/2"}}) {
+      add({.kind = Kind::symlink, .here = true, .source = to, .target = link});
+    }
   }
 };
 

@@ -398,6 +398,7 @@ constexpr Step step_of(const MountStep& step) noexcept {
       return Step::chroot;
     case MountStep::Kind::enter_cgroup:
       return Step::unshare_cgroup;
+    case MountStep::Kind::enter:
     case MountStep::Kind::mount:
     case MountStep::Kind::bind:
       return Step::mount;
@@ -405,8 +406,62 @@ constexpr Step step_of(const MountStep& step) noexcept {
   return Step::mount;
 }
 
+/// A `here` step: `target` is relative to the working directory, a kernel filesystem this
+/// child has just mounted (see MountStep::here).
+HUTCH_CHILD_CODE inline long run_here_step(const MountStep& step) noexcept {
+  using Kind = MountStep::Kind;
+  const char* target = step.target;
+  if (step.create) {
+    long r = step.create_file ? raw::sys(SYS_mknodat, AT_FDCWD, target, S_IFREG | 0644, 0)
+                              : raw::sys(SYS_mkdirat, AT_FDCWD, target, step.mode);
+    if (r < 0 && r != -EEXIST) return r;
+  }
+  long r = 0;
+  switch (step.kind) {
+    case Kind::mount:
+      r = raw::sys(SYS_mount, step.source, target, step.fstype, step.flags, step.data);
+      break;
+    case Kind::bind:
+    case Kind::readonly:
+      r = raw::sys(SYS_mount, step.kind == Kind::bind ? step.source : target, target, nullptr,
+                   MS_BIND | MS_REC, nullptr);
+      if (r == -ENOENT && step.optional) return 0;
+      if (r == 0 && (step.kind == Kind::readonly || (step.flags & MS_RDONLY))) {
+        r = raw::sys(SYS_mount, nullptr, target, nullptr,
+                     MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(target), nullptr);
+      }
+      break;
+    case Kind::remount:
+      r = raw::sys(SYS_mount, nullptr, target, nullptr,
+                   MS_REMOUNT | MS_BIND | step.flags | locked_flags(target), nullptr);
+      break;
+    case Kind::mask: {
+      struct stat info {};
+      r = raw::sys(SYS_newfstatat, AT_FDCWD, target, &info, AT_SYMLINK_NOFOLLOW);
+      if (r == -ENOENT && step.optional) return 0;
+      if (r < 0) break;
+      if (S_ISDIR(info.st_mode)) {
+        r = raw::sys(SYS_mount, "tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+                     "mode=0555");
+      } else {
+        r = raw::sys(SYS_mount, "/dev/null", target, nullptr, MS_BIND, nullptr);
+      }
+      break;
+    }
+    case Kind::symlink:
+      r = raw::sys(SYS_symlinkat, step.source, AT_FDCWD, target);
+      if (r == -EEXIST && step.optional) r = 0;
+      break;
+    default:  // the planner makes no other kind of `here` step
+      r = -EINVAL;
+      break;
+  }
+  return r;
+}
+
 HUTCH_CHILD_CODE inline long run_step(const MountStep& step, int& root) noexcept {
   using Kind = MountStep::Kind;
+  if (step.here) return run_here_step(step);
   if (step.kind == Kind::make_private) {
     return raw::sys(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
   }
@@ -486,6 +541,9 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, int& root) noexcept
       r = raw::sys(SYS_fchdir, fd);
       if (r == 0) r = raw::sys(SYS_chroot, ".");
       if (r == 0) r = raw::sys(SYS_chdir, "/");
+      break;
+    case Kind::enter:
+      r = raw::sys(SYS_fchdir, fd);
       break;
     case Kind::make_private:
     case Kind::symlink:

@@ -35,6 +35,7 @@ struct MountStep {
     chroot,        // chroot into `target` (explicit fallback, e.g. on an initramfs root)
     enter_cgroup,  // wait until the host has placed us in our cgroup, then unshare the
                    // cgroup namespace (Plan::late_cgroup); the steps after see it
+    enter,         // make directory `target` the working directory of the `here` steps
   };
   Kind kind = Kind::mount;
   /// Resolve `target` inside the new root (openat2 RESOLVE_IN_ROOT): a symlink in the
@@ -43,6 +44,11 @@ struct MountStep {
   bool optional = false;     // skip silently when the target does not exist
   bool create = false;       // create a missing target (and its parents)
   bool create_file = false;  // ... as an empty file rather than a directory
+  /// `target` is relative to the directory the last `enter` step went into: one that this
+  /// child has just mounted a kernel filesystem on (tmpfs, proc, sys, cgroup), so only the
+  /// kernel made its entries and nothing of the snapshot can redirect the step. One system
+  /// call acts where an in-root step needs four or more.
+  bool here = false;
   const char* source = nullptr;
   const char* target = nullptr;
   const char* fstype = nullptr;
