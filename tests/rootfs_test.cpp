@@ -197,6 +197,9 @@ TEST(RootFs, MaskedAndReadOnlyPathsAndDev) {
   for (std::string path : {"/proc/acpi", "/proc/scsi", "/sys/firmware"}) {
     if (!fs::exists(path)) continue;
     EXPECT_EQ(run_ok(in_busybox({"ls", path}, root)), "") << path;
+    EXPECT_EQ(run_ok(in_busybox({"/bin/probe", "create", path + "/x", "x"}, root)),
+              "create EROFS\n")
+        << path;
   }
   // Read-only paths refuse writes even to root inside.
   for (std::string path : {"/proc/sys/kernel/hostname", "/proc/sysrq-trigger",

@@ -406,9 +406,15 @@ constexpr Step step_of(const MountStep& step) noexcept {
   return Step::mount;
 }
 
+/// What the mount steps keep between them.
+struct MountState {
+  int root = -1;  // the new root, opened once the steps that build it have run
+  int mask = -1;  // the first empty read-only tmpfs that masks a directory: bound for the others
+};
+
 /// A `here` step: `target` is relative to the working directory, a kernel filesystem this
 /// child has just mounted (see MountStep::here).
-HUTCH_CHILD_CODE inline long run_here_step(const MountStep& step) noexcept {
+HUTCH_CHILD_CODE inline long run_here_step(const MountStep& step, MountState& state) noexcept {
   using Kind = MountStep::Kind;
   const char* target = step.target;
   if (step.create) {
@@ -440,11 +446,21 @@ HUTCH_CHILD_CODE inline long run_here_step(const MountStep& step) noexcept {
       r = raw::sys(SYS_newfstatat, AT_FDCWD, target, &info, AT_SYMLINK_NOFOLLOW);
       if (r == -ENOENT && step.optional) return 0;
       if (r < 0) break;
-      if (S_ISDIR(info.st_mode)) {
+      if (!S_ISDIR(info.st_mode)) {
+        r = raw::sys(SYS_mount, "/dev/null", target, nullptr, MS_BIND, nullptr);
+      } else if (state.mask >= 0) {
+        // The empty tmpfs again (its superblock is read-only): a bind costs less than a
+        // new filesystem, to make and to tear down.
+        char source[32];
+        r = raw::sys(SYS_mount, fd_path(source, state.mask), target, nullptr, MS_BIND, nullptr);
+      } else {
         r = raw::sys(SYS_mount, "tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
                      "mode=0555");
-      } else {
-        r = raw::sys(SYS_mount, "/dev/null", target, nullptr, MS_BIND, nullptr);
+        if (r == 0) {
+          long fd =
+              raw::sys(SYS_openat, AT_FDCWD, target, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (fd >= 0) state.mask = static_cast<int>(fd);
+        }
       }
       break;
     }
@@ -459,9 +475,10 @@ HUTCH_CHILD_CODE inline long run_here_step(const MountStep& step) noexcept {
   return r;
 }
 
-HUTCH_CHILD_CODE inline long run_step(const MountStep& step, int& root) noexcept {
+HUTCH_CHILD_CODE inline long run_step(const MountStep& step, MountState& state) noexcept {
   using Kind = MountStep::Kind;
-  if (step.here) return run_here_step(step);
+  if (step.here) return run_here_step(step, state);
+  const int root = state.root;
   if (step.kind == Kind::make_private) {
     return raw::sys(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
   }
@@ -570,22 +587,23 @@ HUTCH_CHILD_CODE inline void enter_cgroup(const Plan& plan) noexcept {
 
 /// Runs the filesystem steps in order (they need a mount namespace).
 HUTCH_CHILD_CODE inline void run_mount_steps(const Plan& plan) noexcept {
-  int root = -1;
+  MountState state;
   for (std::size_t i = 0; i < plan.mount_count; ++i) {
     const MountStep& step = plan.mounts[i];
     if (step.kind == MountStep::Kind::enter_cgroup) {
       enter_cgroup(plan);
       continue;
     }
-    if (step.in_root && root < 0) {
+    if (step.in_root && state.root < 0) {
       long fd = raw::sys(SYS_openat, AT_FDCWD, plan.new_root, O_PATH | O_DIRECTORY | O_CLOEXEC);
       if (fd < 0) fail(plan, Step::prepare_rootfs, fd, static_cast<int>(i));
-      root = static_cast<int>(fd);
+      state.root = static_cast<int>(fd);
     }
-    long r = run_step(step, root);
+    long r = run_step(step, state);
     if (r < 0) fail(plan, step_of(step), r, static_cast<int>(i));
   }
-  if (root >= 0) raw::sys(SYS_close, root);
+  if (state.root >= 0) raw::sys(SYS_close, state.root);
+  if (state.mask >= 0) raw::sys(SYS_close, state.mask);
 }
 
 HUTCH_CHILD_CODE inline void set_rlimits(const Plan& plan) noexcept {
