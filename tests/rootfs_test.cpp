@@ -215,8 +215,13 @@ TEST(RootFs, MaskedAndReadOnlyPathsAndDev) {
   }
   auto dev = lines(run_ok(in_busybox({"ls", "-A", "/dev"}, root)));
   std::sort(dev.begin(), dev.end());
-  EXPECT_EQ(dev, (std::vector<std::string>{"fd", "full", "null", "ptmx", "pts", "random", "shm",
-                                           "stderr", "stdin", "stdout", "tty", "urandom", "zero"}));
+  EXPECT_EQ(
+      dev, (std::vector<std::string>{"fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm",
+                                     "stderr", "stdin", "stdout", "tty", "urandom", "zero"}));
+  EXPECT_EQ(run_ok(in_busybox(
+                {"sh", "-c", "grep -c ' /dev/mqueue .* - mqueue ' /proc/self/mountinfo"}, root)),
+            "1\n")
+      << "the container's own message queues";
   EXPECT_EQ(run_ok(in_busybox({"sh", "-c",
                                "echo gone > /dev/null && echo ok; "
                                "head -c 4 /dev/zero | wc -c; readlink /dev/fd"},

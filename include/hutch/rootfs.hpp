@@ -41,7 +41,8 @@ inline constexpr Access read_write = Access::read_write;
 /// which can be turned off with `RootFs::without()`.
 enum class Standard : std::uint8_t {
   proc,            ///< /proc: a new procfs (with a pid namespace) or a bind of the host's
-  dev,             ///< /dev: tmpfs with null zero full random urandom tty, pts, shm, fd links
+  dev,             ///< /dev: tmpfs with null zero full random urandom tty, pts, shm, mqueue
+                   ///< (with an ipc namespace), fd links
   sys,             ///< /sys read-only: a new sysfs (with a net namespace) or the host's, bound
   masked_paths,    ///< OCI default masked paths (/proc/kcore, /proc/keys, /sys/firmware, ...)
   readonly_paths,  ///< OCI default read-only paths (/proc/sys, /proc/sysrq-trigger, ...)
@@ -609,6 +610,17 @@ struct RootFsPlanner {
          .fstype = "tmpfs",
          .data = "mode=1777,size=65536k",
          .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    if (namespaces.contains(Namespace::ipc)) {
+      // The container's own POSIX message queues (without an ipc namespace they would be
+      // the host's: left out then).
+      add({.kind = Kind::mount,
+           .create = true,
+           .here = true,
+           .source = "mqueue",
+           .target = "mqueue",
+           .fstype = "mqueue",
+           .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+    }
     for (auto [link, to] : {std::pair{"ptmx", "pts/ptmx"},
                             {"fd", "/proc/self/fd"},
                             {"stdin", "/proc/self/fd/0"},
