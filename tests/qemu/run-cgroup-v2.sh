@@ -90,15 +90,32 @@ mkdir -p "$results/bin"
 cp "$binary" "$results/bin/tests" && cp "$probe" "$results/bin/probe"
 chmod -R a+rX "$results"
 # As root, then the rootless cases as nobody (the root cgroup is not delegated to it).
+# A watchdog: a run that takes more than 10 minutes (the whole suite takes 1-2) is stuck;
+# the log then gets every task's state and kernel stack, and the run fails.
 cat > "$results/command" <<COMMAND
 export HUTCH_PROBE=/run/results/bin/probe
-/run/results/bin/tests --gtest_filter='$filter' --gtest_color=no; root=\$?
-setpriv --reuid=nobody --regid=nogroup --clear-groups \
+watch() {
+  "\$@" & pid=\$!
+  n=0
+  while kill -0 \$pid 2>/dev/null && [ \$n -lt 600 ]; do sleep 1; n=\$((n + 1)); done
+  if kill -0 \$pid 2>/dev/null; then
+    echo "STUCK after \$n s: every task's state and kernel stack follow"
+    for t in /proc/[0-9]*/task/[0-9]*; do
+      echo "== \$t \$(cat \$t/comm) \$(grep -E '^(State|PPid)' \$t/status | tr '\n' ' ')"
+      cat \$t/stack 2>/dev/null
+    done
+    kill -9 \$pid
+    return 124
+  fi
+  wait \$pid
+}
+watch /run/results/bin/tests --gtest_filter='$filter' --gtest_color=no; root=\$?
+watch setpriv --reuid=nobody --regid=nogroup --clear-groups \
   /run/results/bin/tests --gtest_filter='CGroupRootless*:Namespaces.Rootless*' --gtest_color=no
 rootless=\$?
 [ \$root = 0 ] && [ \$rootless = 0 ]
 COMMAND
-timeout 1200 "$qemu" -machine q35 -cpu max -smp 2 -m 2048 -nographic -no-reboot \
+timeout 1500 "$qemu" -machine q35 -cpu max -smp 2 -m 2048 -nographic -no-reboot \
   -kernel "$vmlinuz" -initrd "$work/initramfs.cpio.gz" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable systemd.unified_cgroup_hierarchy=1" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
