@@ -594,32 +594,24 @@ struct RootFsPlanner {
            .source = keep(std::string("/dev/") + dev),
            .target = dev});
     }
-    add({.kind = Kind::mount,
-         .create = true,
-         .here = true,
-         .source = "devpts",
-         .target = "pts",
-         .fstype = "devpts",
-         .data = "newinstance,ptmxmode=0666,mode=0620",
-         .flags = MS_NOSUID | MS_NOEXEC});
-    add({.kind = Kind::mount,
-         .create = true,
-         .here = true,
-         .source = "shm",
-         .target = "shm",
-         .fstype = "tmpfs",
-         .data = "mode=1777,size=65536k",
-         .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
-    if (namespaces.contains(Namespace::ipc)) {
-      // The container's own POSIX message queues (without an ipc namespace they would be
-      // the host's: left out then).
+    auto mount_here = [&](const char* source, const char* target, const char* fstype,
+                          const char* data, unsigned long flags) {
       add({.kind = Kind::mount,
            .create = true,
            .here = true,
-           .source = "mqueue",
-           .target = "mqueue",
-           .fstype = "mqueue",
-           .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
+           .source = source,
+           .target = target,
+           .fstype = fstype,
+           .data = data,
+           .flags = flags});
+    };
+    mount_here("devpts", "pts", "devpts", "newinstance,ptmxmode=0666,mode=0620",
+               MS_NOSUID | MS_NOEXEC);
+    mount_here("shm", "shm", "tmpfs", "mode=1777,size=65536k", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    if (namespaces.contains(Namespace::ipc)) {
+      // The container's own POSIX message queues (without an ipc namespace they would be
+      // the host's: left out then).
+      mount_here("mqueue", "mqueue", "mqueue", nullptr, MS_NOSUID | MS_NODEV | MS_NOEXEC);
     }
     for (auto [link, to] : {std::pair{"ptmx", "pts/ptmx"},
                             {"fd", "/proc/self/fd"},

@@ -406,88 +406,56 @@ constexpr Step step_of(const MountStep& step) noexcept {
   return Step::mount;
 }
 
+/// Remounts the mount at `target` as a bind with `flags`, keeping its locked flags.
+HUTCH_CHILD_CODE inline long remount(const char* target, unsigned long flags) noexcept {
+  return raw::sys(SYS_mount, nullptr, target, nullptr,
+                  MS_REMOUNT | MS_BIND | flags | locked_flags(target), nullptr);
+}
+
+/// Hides `target`: /dev/null over a file, an empty read-only tmpfs over a directory. With
+/// `shared` (an O_PATH descriptor of such a tmpfs, or -1) the directory gets a bind of that
+/// one: cheaper than a new filesystem, to make and to tear down.
+HUTCH_CHILD_CODE inline long mask(const char* target, bool directory, int shared) noexcept {
+  if (!directory) return raw::sys(SYS_mount, "/dev/null", target, nullptr, MS_BIND, nullptr);
+  if (shared >= 0) {
+    char source[32];
+    return raw::sys(SYS_mount, fd_path(source, shared), target, nullptr, MS_BIND, nullptr);
+  }
+  return raw::sys(SYS_mount, "tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+                  "mode=0555");
+}
+
 /// What the mount steps keep between them.
 struct MountState {
   int root = -1;  // the new root, opened once the steps that build it have run
   int mask = -1;  // the first empty read-only tmpfs that masks a directory: bound for the others
 };
 
-/// A `here` step: `target` is relative to the working directory, a kernel filesystem this
-/// child has just mounted (see MountStep::here).
-HUTCH_CHILD_CODE inline long run_here_step(const MountStep& step, MountState& state) noexcept {
-  using Kind = MountStep::Kind;
-  const char* target = step.target;
-  if (step.create) {
-    long r = step.create_file ? raw::sys(SYS_mknodat, AT_FDCWD, target, S_IFREG | 0644, 0)
-                              : raw::sys(SYS_mkdirat, AT_FDCWD, target, step.mode);
-    if (r < 0 && r != -EEXIST) return r;
-  }
-  long r = 0;
-  switch (step.kind) {
-    case Kind::mount:
-      r = raw::sys(SYS_mount, step.source, target, step.fstype, step.flags, step.data);
-      break;
-    case Kind::bind:
-    case Kind::readonly:
-      r = raw::sys(SYS_mount, step.kind == Kind::bind ? step.source : target, target, nullptr,
-                   MS_BIND | MS_REC, nullptr);
-      if (r == -ENOENT && step.optional) return 0;
-      if (r == 0 && (step.kind == Kind::readonly || (step.flags & MS_RDONLY))) {
-        r = raw::sys(SYS_mount, nullptr, target, nullptr,
-                     MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(target), nullptr);
-      }
-      break;
-    case Kind::remount:
-      r = raw::sys(SYS_mount, nullptr, target, nullptr,
-                   MS_REMOUNT | MS_BIND | step.flags | locked_flags(target), nullptr);
-      break;
-    case Kind::mask: {
-      struct stat info {};
-      r = raw::sys(SYS_newfstatat, AT_FDCWD, target, &info, AT_SYMLINK_NOFOLLOW);
-      if (r == -ENOENT && step.optional) return 0;
-      if (r < 0) break;
-      if (!S_ISDIR(info.st_mode)) {
-        r = raw::sys(SYS_mount, "/dev/null", target, nullptr, MS_BIND, nullptr);
-      } else if (state.mask >= 0) {
-        // The empty tmpfs again (its superblock is read-only): a bind costs less than a
-        // new filesystem, to make and to tear down.
-        char source[32];
-        r = raw::sys(SYS_mount, fd_path(source, state.mask), target, nullptr, MS_BIND, nullptr);
-      } else {
-        r = raw::sys(SYS_mount, "tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
-                     "mode=0555");
-        if (r == 0) {
-          long fd =
-              raw::sys(SYS_openat, AT_FDCWD, target, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-          if (fd >= 0) state.mask = static_cast<int>(fd);
-        }
-      }
-      break;
-    }
-    case Kind::symlink:
-      r = raw::sys(SYS_symlinkat, step.source, AT_FDCWD, target);
-      if (r == -EEXIST && step.optional) r = 0;
-      break;
-    default:  // the planner makes no other kind of `here` step
-      r = -EINVAL;
-      break;
-  }
-  return r;
+/// Creates the missing target of a `here` step in the working directory.
+HUTCH_CHILD_CODE inline long create_here(const MountStep& step) noexcept {
+  long r = step.create_file ? raw::sys(SYS_mknodat, AT_FDCWD, step.target, S_IFREG | 0644, 0)
+                            : raw::sys(SYS_mkdirat, AT_FDCWD, step.target, step.mode);
+  return r == -EEXIST ? 0 : r;
 }
 
+/// Runs one step. Its target is a host path; or, for `in_root` steps, a path inside the new
+/// root, looked up with openat2 and named through /proc/self/fd; or, for `here` steps, a
+/// path relative to the working directory (a kernel filesystem this child has just mounted,
+/// see MountStep::here), used as it is.
 HUTCH_CHILD_CODE inline long run_step(const MountStep& step, MountState& state) noexcept {
   using Kind = MountStep::Kind;
-  if (step.here) return run_here_step(step, state);
   const int root = state.root;
   if (step.kind == Kind::make_private) {
     return raw::sys(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
   }
-  // Resolve the target: a host path, or a path inside the new root (opened once, after
-  // the steps that build the root itself have run).
   long fd = -1;
   char fd_buffer[32];
   const char* target = step.target;
-  if (step.in_root) {
+  if (step.here) {
+    if (step.create) {
+      if (long r = create_here(step); r < 0) return r;
+    }
+  } else if (step.in_root) {
     if (step.kind == Kind::symlink) {
       // Create the link in its resolved parent directory.
       const char* path = step.target;
@@ -519,33 +487,42 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, MountState& state) 
     case Kind::readonly:
       r = raw::sys(SYS_mount, step.kind == Kind::bind ? step.source : target, target, nullptr,
                    MS_BIND | MS_REC, nullptr);
+      if (r == -ENOENT && step.optional && step.here) return 0;
       if (r == 0 && (step.kind == Kind::readonly || (step.flags & MS_RDONLY))) {
-        // The descriptor still names the mount underneath; look the target up again to
-        // reach the new bind, then make that read-only.
-        raw::sys(SYS_close, fd);
-        fd = resolve_target(root, step);
-        if (fd < 0) return fd;
-        target = fd_path(fd_buffer, fd);
-        r = raw::sys(SYS_mount, nullptr, target, nullptr,
-                     MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(target), nullptr);
+        if (!step.here) {
+          // The descriptor still names the mount underneath; look the target up again to
+          // reach the new bind, then make that read-only.
+          raw::sys(SYS_close, fd);
+          fd = resolve_target(root, step);
+          if (fd < 0) return fd;
+          target = fd_path(fd_buffer, fd);
+        }
+        r = remount(target, MS_RDONLY);
       }
       break;
     case Kind::remount:
-      r = raw::sys(SYS_mount, nullptr, target, nullptr,
-                   MS_REMOUNT | MS_BIND | step.flags | locked_flags(target), nullptr);
+      r = remount(target, step.flags);
       break;
     case Kind::mask: {
       struct stat info {};
-      r = raw::sys(SYS_fstat, fd, &info);
+      r = step.here ? raw::sys(SYS_newfstatat, AT_FDCWD, target, &info, AT_SYMLINK_NOFOLLOW)
+                    : raw::sys(SYS_fstat, fd, &info);
+      if (r == -ENOENT && step.optional) return 0;
       if (r < 0) break;
-      if (S_ISDIR(info.st_mode)) {
-        r = raw::sys(SYS_mount, "tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
-                     "mode=0555");
-      } else {
-        r = raw::sys(SYS_mount, "/dev/null", target, nullptr, MS_BIND, nullptr);
+      const bool directory = S_ISDIR(info.st_mode);
+      r = mask(target, directory, state.mask);
+      if (r == 0 && directory && state.mask < 0 && step.here) {
+        // The first masking tmpfs: kept open, bound for the other directories.
+        long tmpfs =
+            raw::sys(SYS_openat, AT_FDCWD, target, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (tmpfs >= 0) state.mask = static_cast<int>(tmpfs);
       }
       break;
     }
+    case Kind::symlink:  // here (in_root links are made above)
+      r = raw::sys(SYS_symlinkat, step.source, AT_FDCWD, target);
+      if (r == -EEXIST && step.optional) r = 0;
+      break;
     case Kind::pivot_root:
       // pivot_root(".", ".") stacks the old root on top of the new one; detaching it then
       // leaves no path to the host's filesystem (the trick from pivot_root(2)'s notes).
@@ -563,7 +540,6 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, MountState& state) 
       r = raw::sys(SYS_fchdir, fd);
       break;
     case Kind::make_private:
-    case Kind::symlink:
     case Kind::enter_cgroup:
       break;
   }
