@@ -586,13 +586,18 @@ struct RootFsPlanner {
     // Bind the host's device nodes rather than mknod: it works the same with and without a
     // user namespace (where mknod is not allowed), as runc does rootless.
     add_in_root({.kind = Kind::enter, .target = "/dev"});
-    for (const char* dev : {"null", "zero", "full", "random", "urandom", "tty"}) {
+    for (auto [name, host] : {std::pair{"null", "/dev/null"},
+                              {"zero", "/dev/zero"},
+                              {"full", "/dev/full"},
+                              {"random", "/dev/random"},
+                              {"urandom", "/dev/urandom"},
+                              {"tty", "/dev/tty"}}) {
       add({.kind = Kind::bind,
            .create = true,
            .create_file = true,
            .here = true,
-           .source = keep(std::string("/dev/") + dev),
-           .target = dev});
+           .source = host,
+           .target = name});
     }
     auto mount_here = [&](const char* source, const char* target, const char* fstype,
                           const char* data, unsigned long flags) {

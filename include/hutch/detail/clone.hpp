@@ -154,12 +154,18 @@ inline long start_child(ChildMain fn, void* arg, std::uint64_t flags, const Stac
     args.stack = reinterpret_cast<std::uint64_t>(stack.low());
     args.stack_size = Stack::size;
     args.cgroup = cgroup_fd >= 0 ? static_cast<std::uint64_t>(cgroup_fd) : 0;
-    handlers_cleared = true;
-    long r = clone3_call(&args, fn, arg);
-    if (r == -EINVAL) {  // before 5.5: no CLONE_CLEAR_SIGHAND
+    // Before 5.5 the kernel refuses CLONE_CLEAR_SIGHAND (EINVAL): learnt once, then left out.
+    static std::atomic<bool> no_clear_sighand{false};
+    long r = -EINVAL;
+    if (!no_clear_sighand.load(std::memory_order_relaxed)) {
+      handlers_cleared = true;
+      r = clone3_call(&args, fn, arg);
+    }
+    if (r == -EINVAL) {
       args.flags &= ~static_cast<std::uint64_t>(CLONE_CLEAR_SIGHAND);
       handlers_cleared = false;
       r = clone3_call(&args, fn, arg);
+      if (r > 0) no_clear_sighand.store(true, std::memory_order_relaxed);
     }
     if (r != -ENOSYS) {
       placed = r > 0 && cgroup_fd >= 0;
