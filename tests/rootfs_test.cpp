@@ -244,6 +244,42 @@ TEST(RootFs, MaskedAndReadOnlyPathsAndDev) {
   }
 }
 
+// Lines of the container's mountinfo for mounts at or below `dir` that are not read-only.
+std::string writable_mounts_under(const Container& c, const std::string& dir) {
+  return run_ok(Container(c).command({"sh", "-c",
+                                      "awk '$5 == \"" + dir + "\" || index($5, \"" + dir +
+                                          "/\") == 1' /proc/self/mountinfo"
+                                          " | grep -v ' ro,\\| ro ' || true"}));
+}
+
+// A read-only bind brings the source's submounts along: they are read-only too. The host's
+// /dev has its /dev/shm and /dev/pts; its /sys has tracefs, cgroupfs, ... (files there are
+// only opened for writing, never written).
+TEST(RootFs, ReadOnlyBindsAreReadOnlyWithTheirSubmounts) {
+  LeakCheck leaks;
+  auto root = RootFs::directory(busybox).bind("/dev", "/host-dev", hutch::read_only);
+  const Container c = in_busybox({}, root);
+  EXPECT_NE(run_ok(Container(c).command({"grep", " /host-dev/", "/proc/self/mountinfo"})), "")
+      << "the host's /dev has submounts";
+  EXPECT_EQ(writable_mounts_under(c, "/host-dev"), "");
+  // /sys without a network namespace: with a user namespace, the host's /sys (bound with
+  // its submounts, all read-only); without one, a sysfs of its own (no host submounts).
+  for (Namespaces ns : {Namespaces::all().without(Namespace::net),
+                        Namespaces::all().without(Namespace::net).without(Namespace::user)}) {
+    if (!is_root() && !ns.contains(Namespace::user)) continue;
+    const Container host_net = in_busybox({}).namespaces(ns);
+    EXPECT_EQ(writable_mounts_under(host_net, "/sys"), "");
+    for (std::string path :
+         {"/sys/kernel/tracing/tracing_on", "/sys/kernel/debug/tracing/tracing_on",
+          "/sys/fs/cgroup/cgroup.procs", "/sys/kernel/profiling"}) {
+      auto result = run_ok(in_busybox({"/bin/probe", "write", path}).namespaces(ns));
+      EXPECT_TRUE(result == "open_write EROFS\n" || result == "open_write ENOENT\n" ||
+                  (!is_root() && result == "open_write EACCES\n"))
+          << path << ": " << result;
+    }
+  }
+}
+
 // A mount of the user's under /proc: the masked and read-only paths still apply around it.
 TEST(RootFs, MasksStillApplyWithAUserMountUnderProc) {
   LeakCheck leaks;

@@ -790,6 +790,9 @@ struct SpawnAccess {
           if (m.fstype && std::string_view(m.fstype) == "overlay" &&
               (err == EPERM || err == EINVAL) && ::geteuid() != 0) {
             note = "overlayfs without root needs Linux >= 5.11";
+          } else if (err == ENOSYS && (m.kind == MountStep::Kind::readonly ||
+                                       (m.kind == MountStep::Kind::bind && m.flags & MS_RDONLY))) {
+            note = "read-only with its submounts needs mount_setattr, Linux >= 5.12";
           } else if (m.kind == MountStep::Kind::bind && m.source) {
             note = fmt::format("bind of {}", m.source);
           } else if (m.fstype) {

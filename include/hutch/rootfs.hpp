@@ -440,7 +440,11 @@ struct RootFsPlanner {
     }
     if (fs.has(Standard::dev)) plan_dev();
     if (fs.has(Standard::sys)) {
-      if (net_ns) {
+      // A sysfs of its own where we may mount one (with our own network namespace, or as
+      // root without a user namespace), as runc does: none of the host's submounts
+      // (tracefs, cgroupfs, ...) come along. Otherwise the host's /sys, bound with its
+      // submounts and all of them made read-only.
+      if (net_ns || !namespaces.contains(Namespace::user)) {
         add_in_root({.kind = Kind::mount,
                      .create = true,
                      .source = "sysfs",

@@ -412,6 +412,17 @@ HUTCH_CHILD_CODE inline long remount(const char* target, unsigned long flags) no
                   MS_REMOUNT | MS_BIND | flags | locked_flags(target), nullptr);
 }
 
+/// Makes the mount at `target` and every mount below it read-only: a recursive bind brings
+/// the source's submounts along (/sys has tracefs, cgroupfs, ...), and a remount would leave
+/// them writable. mount_setattr(2), Linux 5.12; older kernels get ENOSYS, and the spawn fails
+/// rather than leave a writable mount behind a read-only one.
+HUTCH_CHILD_CODE inline long make_read_only(const char* target) noexcept {
+  struct {
+    std::uint64_t attr_set, attr_clr, propagation, userns_fd;
+  } attr{0x1 /* MOUNT_ATTR_RDONLY */, 0, 0, 0};
+  return raw::sys(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof attr);
+}
+
 /// Hides `target`: /dev/null over a file, an empty read-only tmpfs over a directory. With
 /// `shared` (an O_PATH descriptor of such a tmpfs, or -1) the directory gets a bind of that
 /// one: cheaper than a new filesystem, to make and to tear down.
@@ -497,7 +508,7 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, MountState& state) 
           if (fd < 0) return fd;
           target = fd_path(fd_buffer, fd);
         }
-        r = remount(target, MS_RDONLY);
+        r = make_read_only(target);
       }
       break;
     case Kind::remount:
