@@ -172,6 +172,28 @@ void container(benchmark::State& state, const Level& level, const Payload& p) {
   state.SetItemsProcessed(state.iterations());
 }
 
+/// Container::create() ahead (not timed), then start() + wait: what a host that prepares its
+/// containers before it needs them waits for.
+void created(benchmark::State& state, const Level& level, const Payload& p) {
+  const hutch::Container c = level.container(p);
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto prepared = c.create();
+    state.ResumeTiming();
+    if (!prepared) {
+      state.SkipWithError(prepared.error().message().c_str());
+      break;
+    }
+    auto child = prepared->start();
+    auto status = child ? child->wait() : hutch::result<hutch::ExitStatus>(child.error());
+    if (!status || !status->success()) {
+      state.SkipWithError(status ? "payload failed" : status.error().message().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -191,6 +213,10 @@ int main(int argc, char** argv) {
                                         level, *p))
           ->ArgName("host_gib")
           ->Arg(0);
+    }
+    for (const Level& level : {levels().front(), full_isolation(), levels().back()}) {
+      time(benchmark::RegisterBenchmark(("created/" + level.name + suffix).c_str(), created, level,
+                                        *p));
     }
   }
   // Latency by the host's size, and throughput by the number of spawning threads.

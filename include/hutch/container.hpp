@@ -41,7 +41,10 @@ namespace hutch {
 
 namespace detail {
 struct SpawnAccess;
+struct SpawnState;
 }  // namespace detail
+
+class Created;
 
 /// The PATH a container gets unless its environment sets one (Docker's default).
 inline constexpr std::string_view default_path =
@@ -257,6 +260,16 @@ class Container {
   /// Starts the container. Returns when the command has been exec'd inside it, or with the
   /// reason it could not be, whichever step failed, in the host or in the container.
   result<Child> spawn() const;
+
+  /// Sets the container up — namespaces, id maps, root filesystem, cgroup, user and
+  /// capabilities — and stops just before its command: `Created::start()` runs it (the
+  /// split of `runc create` and `runc start`). A failed step is reported here as by spawn();
+  /// exec's own errors (command not found, ...) by start(). Starting a created container
+  /// costs a message and an exec, so a host that prepares one ahead starts its job at once.
+  /// The waiting process has a copy of the host's memory (spawn()'s child shares it), so
+  /// creating costs more than spawning and grows with the host's size; it may wait as long
+  /// as it likes.
+  result<Created> create() const;
 
   /// Runs the container to its end and returns its exit status. Stdio as configured.
   result<ExitStatus> run() const {
@@ -804,9 +817,16 @@ struct SpawnAccess {
     }
   }
 
-  static result<Child> spawn(const Container& c) {
+  static result<Child> spawn(const Container& c) { return launch(c, nullptr); }
+  static result<Created> create(const Container& c);
+
+  /// spawn(), or with `keep` create(): then the child waits before exec, the Child returned
+  /// is the created container and `keep` gets what start() needs.
+  static result<Child> launch(const Container& c, std::unique_ptr<SpawnState>* keep) {
     BOOST_OUTCOME_TRYV(validate(c));
-    detail::SpawnState s;
+    const bool create = keep != nullptr;
+    auto state = std::make_unique<SpawnState>();
+    SpawnState& s = *state;
     s.strings_argv = c.argv_;
     build_env(c, s);
     build_exec(c, s);
@@ -888,6 +908,7 @@ struct SpawnAccess {
     plan.error_fd = s.report_write.get();
     plan.sync_read_fd = s.sync_child.get();
     plan.sync_write_fd = s.sync_host.get();
+    plan.wait_for_start = create;
 
     std::optional<LiveCGroup> cgroup;
     Fd cgroup_fd;
@@ -912,11 +933,14 @@ struct SpawnAccess {
     int pidfd = -1;
     bool placed = false;
     long pid;
-    {
+    auto clone_child = [&] {
       BlockAllSignals blocked;
-      pid = start_child(child::main, &plan, ns.clone_flags(), stack, pidfd, cgroup_fd.get(), placed,
-                        plan.handlers_cleared);
-    }
+      return start_child(child::main, &plan, ns.clone_flags(), stack, pidfd, cgroup_fd.get(),
+                         placed, plan.handlers_cleared, !create);
+    };
+    // A created child copies our memory's dumpable flag: copy it while no spawn has it
+    // cleared, or a rootless host could not write the child's id maps.
+    pid = create ? DumpableWindow::when_all_closed(clone_child) : clone_child();
     if (pid < 0) return clone_error(c, static_cast<int>(-pid));
     Fd pidfd_owner(pidfd);
     s.report_write.reset();
@@ -967,7 +991,8 @@ struct SpawnAccess {
       auto attached = cgroup->attach(static_cast<pid_t>(pid));
       if (!attached) return abandon(attached.error());
     }
-    std::optional<DumpableWindow> non_dumpable(std::in_place);
+    std::optional<DumpableWindow> non_dumpable;  // our memory is the child's until exec
+    if (!create) non_dumpable.emplace();
     if (auto released = release(); !released) return abandon(released.error());
     if (plan.late_cgroup) {
       auto created = LiveCGroup::make(*c.cgroup_);
@@ -978,20 +1003,30 @@ struct SpawnAccess {
       if (auto released = release(); !released) return abandon(released.error());
     }
 
-    ChildReport report{};
-    ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
-    non_dumpable.reset();
-    if (n < 0) return abandon(last_error(Step::read_child_report));
-    if (n == static_cast<ssize_t>(sizeof report)) {
-      s.report_read.reset();  // consumed: abandon() reports this one
-      return abandon(child_error(s, report));
-    }
-    // EOF: the child exec'd (the pipe was close-on-exec) or died; either way it no longer
-    // uses the stack or the plan.
-    if (plan.unshare_time && !entered_time_namespace(static_cast<pid_t>(pid))) {
-      return abandon(make_error(Step::unshare_time, ENOTSUP, "",
-                                "this kernel does not move a process into its new time "
-                                "namespace at exec (6.1 does not, 6.18 does)"));
+    if (create) {
+      // One byte: set up and waiting for start(). End of file: it failed (its report says
+      // why) or was killed.
+      char ready = 0;
+      ssize_t got = sys::retry([&] { return ::recv(s.sync_host.get(), &ready, 1, 0); });
+      if (got != 1) {
+        return abandon(got < 0 ? last_error(Step::read_child_report)
+                               : make_error(Step::read_child_report, ECHILD, "",
+                                            "the container ended during its setup"));
+      }
+    } else {
+      ChildReport report{};
+      ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
+      non_dumpable.reset();
+      if (n < 0) return abandon(last_error(Step::read_child_report));
+      if (n == static_cast<ssize_t>(sizeof report)) {
+        s.report_read.reset();  // consumed: abandon() reports this one
+        return abandon(child_error(s, report));
+      }
+      // EOF: the child exec'd (the pipe was close-on-exec) or died; either way it no longer
+      // uses the stack or the plan.
+      if (auto checked = check_time_namespace(plan, static_cast<pid_t>(pid)); !checked) {
+        return abandon(checked.error());
+      }
     }
     Teardown teardown;
     std::string scratch_dir = s.scratch.path();
@@ -1004,7 +1039,51 @@ struct SpawnAccess {
                 std::move(teardown), std::move(mount_namespace));
     child.pty() = std::move(s.pty_master);
     child.set_scratch_dir(std::move(scratch_dir));
+    if (create) *keep = std::move(state);
     return child;
+  }
+
+  /// Created::start(): lets the waiting child exec. Any failure ends the container (the
+  /// Child, destroyed here, kills and reaps it and removes what it had).
+  static result<Child> start(std::unique_ptr<SpawnState>& state, Child& created) {
+    if (!state) {
+      return make_error(Step::release_child, EALREADY, "",
+                        "a created container starts once (this one did, or failed to)");
+    }
+    const std::unique_ptr<SpawnState> owned = std::move(state);
+    SpawnState& s = *owned;
+    Child child = std::move(created);
+    // Once it is dead, its report (if it wrote one) names the real cause.
+    auto failed = [&](Error e) -> Error {
+      (void)child.kill(SIGKILL);
+      (void)child.wait();
+      ChildReport report{};
+      if (sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); }) ==
+          static_cast<ssize_t>(sizeof report)) {
+        return child_error(s, report);
+      }
+      return e;
+    };
+    char go = 1;
+    if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
+      return failed(last_error(Step::release_child));
+    }
+    ChildReport report{};
+    ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
+    if (n < 0) return failed(last_error(Step::read_child_report));
+    if (n == static_cast<ssize_t>(sizeof report)) return child_error(s, report);
+    BOOST_OUTCOME_TRYV(check_time_namespace(s.plan, child.pid()));
+    return child;
+  }
+
+  /// After exec: a new time namespace must hold the command.
+  static result<void> check_time_namespace(const Plan& plan, pid_t pid) {
+    if (plan.unshare_time && !entered_time_namespace(pid)) {
+      return make_error(Step::unshare_time, ENOTSUP, "",
+                        "this kernel does not move a process into its new time namespace at "
+                        "exec (6.1 does not, 6.18 does)");
+    }
+    return success();
   }
 
   /// Whether `pid` sits in the time namespace it made for its children (a dead process
@@ -1066,8 +1145,49 @@ struct SpawnAccess {
 
 }  // namespace detail
 
+/// A container set up by `Container::create()`, its init waiting just before its command.
+/// `start()` runs the command and gives the running container's Child. Destroying it
+/// unstarted kills the process and removes everything it had, as destroying a Child does.
+class Created {
+ public:
+  Created(Created&&) noexcept = default;
+  Created& operator=(Created&&) noexcept = default;
+  ~Created() = default;
+
+  /// The host pid of the waiting init process.
+  pid_t pid() const noexcept { return child_.pid(); }
+  /// The host ends of its pipes (`Stdio::piped()`), usable before start().
+  Child& handle() noexcept { return child_; }
+
+  /// Runs the command. Returns when it has been exec'd, or with the reason it could not be
+  /// (the container is gone then). Once only.
+  result<Child> start() { return detail::SpawnAccess::start(state_, child_); }
+
+ private:
+  friend struct detail::SpawnAccess;
+  Created(std::unique_ptr<detail::SpawnState> state, Child child) noexcept
+      : state_(std::move(state)), child_(std::move(child)) {}
+
+  std::unique_ptr<detail::SpawnState> state_;  // the report pipe, the start socket, names
+  Child child_;
+};
+
+namespace detail {
+inline result<Created> SpawnAccess::create(const Container& c) {
+  std::unique_ptr<SpawnState> state;
+  auto child = launch(c, &state);
+  if (!child) return child.error();
+  return Created(std::move(state), std::move(*child));
+}
+
+}  // namespace detail
+
 inline result<Child> Container::spawn() const {
   return detail::SpawnAccess::spawn(*this);
+}
+
+inline result<Created> Container::create() const {
+  return detail::SpawnAccess::create(*this);
 }
 
 }  // namespace hutch

@@ -140,14 +140,19 @@ HUTCH_CHILD_CODE inline bool close_unneeded_fds(const Plan& plan) noexcept {
 }
 
 /// Puts every FdMove source onto its target and leaves nothing else open across exec.
-HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd) noexcept {
+HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd, int& sync_fd) noexcept {
   const int floor = plan.max_target + 1;
-  // Lift the report pipe and every source above all targets, so no dup3 below overwrites a
-  // descriptor that another move still needs.
+  // Lift the report pipe (and the start socket, still open for create()) and every source
+  // above all targets, so no dup3 below overwrites a descriptor that another move still needs.
   if (error_fd < floor) {
     long moved = raw::sys(SYS_fcntl, error_fd, F_DUPFD_CLOEXEC, floor);
     if (moved < 0) fail(plan, Step::setup_fds, moved, error_fd);
     error_fd = static_cast<int>(moved);
+  }
+  if (sync_fd >= 0 && sync_fd < floor) {
+    long moved = raw::sys(SYS_fcntl, sync_fd, F_DUPFD_CLOEXEC, floor);
+    if (moved < 0) fail(plan, Step::setup_fds, moved, sync_fd);
+    sync_fd = static_cast<int>(moved);
   }
   int sources[64];
   const std::size_t count = plan.fd_move_count < 64 ? plan.fd_move_count : 64;
@@ -564,7 +569,7 @@ HUTCH_CHILD_CODE inline void enter_cgroup(const Plan& plan) noexcept {
   if (plan.late_cgroup) {
     char go = 0;
     if (raw::sys_retry(SYS_read, plan.sync_read_fd, &go, 1) != 1) raw::exit(127);
-    raw::sys(SYS_close, plan.sync_read_fd);
+    if (!plan.wait_for_start) raw::sys(SYS_close, plan.sync_read_fd);
   }
   if (plan.unshare_cgroup) {
     long r = raw::sys(SYS_unshare, CLONE_NEWCGROUP);
@@ -688,7 +693,7 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   if (!closed) raw::sys(SYS_close, plan.sync_write_fd);
   char go = 0;
   if (raw::sys_retry(SYS_read, plan.sync_read_fd, &go, 1) != 1) raw::exit(127);
-  if (!plan.late_cgroup) raw::sys(SYS_close, plan.sync_read_fd);
+  if (!plan.late_cgroup && !plan.wait_for_start) raw::sys(SYS_close, plan.sync_read_fd);
 
   reset_signal_handlers(plan);
   if (plan.mount_count == 0) enter_cgroup(plan);  // else at its mount step
@@ -721,9 +726,11 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   run_mount_steps(plan);
 
   int error_fd = plan.error_fd;
-  setup_fds(plan, error_fd);
-  Plan patched = plan;  // the report pipe may have moved
+  int sync_fd = plan.wait_for_start ? plan.sync_read_fd : -1;
+  setup_fds(plan, error_fd, sync_fd);
+  Plan patched = plan;  // the report pipe and the start socket may have moved
   patched.error_fd = error_fd;
+  patched.sync_read_fd = sync_fd;
 
   if (patched.tty) {
     // A session of its own with the terminal as its controlling tty, as a login has.
@@ -754,6 +761,13 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
     if (r < 0) fail(patched, Step::chdir, r);
   }
   if (patched.test_pause_fd >= 0) raw::sys_retry(SYS_read, patched.test_pause_fd, &go, 1);
+  if (patched.wait_for_start) {
+    // Set up: say so, then wait for start(). End of file: the Created handle is gone.
+    go = 1;
+    if (raw::sys(SYS_sendto, sync_fd, &go, 1, MSG_NOSIGNAL, nullptr, 0) != 1) raw::exit(127);
+    if (raw::sys_retry(SYS_read, sync_fd, &go, 1) != 1) raw::exit(127);
+    raw::sys(SYS_close, sync_fd);
+  }
   if (patched.seccomp_length > 0) install_seccomp(patched);
   exec(patched);
 }

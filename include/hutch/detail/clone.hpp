@@ -139,12 +139,16 @@ inline long clone3_call(CloneArgs* args, ChildMain fn, void* arg) noexcept {
 /// starts: true when the kernel reset every handled signal to its default in the child
 /// (CLONE_CLEAR_SIGHAND, Linux 5.5), so no host handler can ever run there; false on older
 /// kernels, where the child resets them itself.
+///
+/// With `share_memory` false (Container::create()) the child gets a copy of the host's memory
+/// instead, as fork(2) gives: dearer to start, but it may wait there as long as it likes.
 inline long start_child(ChildMain fn, void* arg, std::uint64_t flags, const Stack& stack,
-                        int& pidfd, int cgroup_fd, bool& placed, bool& handlers_cleared) noexcept {
+                        int& pidfd, int cgroup_fd, bool& placed, bool& handlers_cleared,
+                        bool share_memory = true) noexcept {
   pidfd = -1;
   placed = false;
   handlers_cleared = false;
-  flags |= CLONE_VM | CLONE_PIDFD;
+  flags |= (share_memory ? CLONE_VM : 0) | CLONE_PIDFD;
 #if defined(__x86_64__)
   if (!force_clone_fallback) {
     CloneArgs args{};

@@ -134,6 +134,9 @@ struct Plan {
   int error_fd = -1;       // write end of the close-on-exec report pipe
   int sync_read_fd = -1;   // the host writes one byte when the child may go on
   int sync_write_fd = -1;  // the child's copy of the host end, closed first thing
+  /// Container::create(): the child has memory of its own (no CLONE_VM) and, set up, writes
+  /// one byte on sync_read_fd and waits there for one more before it execs (start()).
+  bool wait_for_start = false;
 };
 
 }  // namespace hutch::detail
