@@ -36,21 +36,24 @@ bool alive(pid_t pid) {
 // The command runs at start(), not before, in the container create() set up.
 TEST(Create, TheCommandRunsAtStartInTheContainerCreateMade) {
   LeakCheck leaks;
-  auto created = in_busybox({"sh", "-c", "echo pid $$; hostname; cat /etc/marker"})
+  auto created = in_busybox({"sh", "-c", "echo pid $$; hostname; cat /etc/marker; cat"})
                      .hostname("made-ahead")
+                     .std_in(hutch::Stdio::piped())
                      .std_out(hutch::Stdio::piped())
                      .create();
   ASSERT_TRUE(created) << created.error().message();
   EXPECT_TRUE(alive(created->pid()));
-  EXPECT_FALSE(readable(created->handle().stdout_pipe().get(), 200))
-      << "nothing runs before start()";
+  EXPECT_FALSE(readable(created->stdout_pipe().get(), 200)) << "nothing runs before start()";
   EXPECT_EQ(::prctl(PR_GET_DUMPABLE), 1) << "a waiting container leaves the host dumpable";
+  // Input written before start() is there for the command.
+  ASSERT_EQ(::write(created->stdin_pipe().get(), "early\n", 6), 6);
+  created->stdin_pipe().reset();
   auto child = created->start();
   ASSERT_TRUE(child) << child.error().message();
   auto out = child->wait_with_output();
   ASSERT_TRUE(out) << out.error().message();
   EXPECT_TRUE(out->status.success());
-  EXPECT_EQ(out->std_out, "pid 1\nmade-ahead\nsnapshot\n");
+  EXPECT_EQ(out->std_out, "pid 1\nmade-ahead\nsnapshot\nearly\n");
 }
 
 // Spawns and runs go on while a created container waits; it starts afterwards.
@@ -115,7 +118,7 @@ TEST(Create, DestroyingAnUnstartedContainerLeavesNothing) {
   }
   ASSERT_TRUE(created) << created.error().message();
   const pid_t pid = created->pid();
-  const std::string scratch = created->handle().scratch_dir();
+  const std::string scratch = created->scratch_dir();
   EXPECT_TRUE(fs::exists(scratch)) << scratch;
   std::vector<std::string> cgroups;
   if (with_cgroup) {
@@ -128,4 +131,23 @@ TEST(Create, DestroyingAnUnstartedContainerLeavesNothing) {
   EXPECT_FALSE(alive(pid));
   EXPECT_FALSE(fs::exists(scratch)) << scratch;
   for (const auto& dir : cgroups) EXPECT_FALSE(fs::exists(dir)) << dir;
+}
+
+// A created container killed while it waited: start() fails, or (the kill still under way)
+// gives a Child whose status says so. Nothing is left either way.
+TEST(Create, AContainerKilledWhileItWaitedEndsCleanly) {
+  LeakCheck leaks;
+  auto created = in_busybox({"true"}).create();
+  ASSERT_TRUE(created) << created.error().message();
+  ASSERT_EQ(::kill(created->pid(), SIGKILL), 0);
+  auto child = created->start();
+  if (!child) {
+    EXPECT_TRUE(child.error().step == Step::release_child ||
+                child.error().step == Step::read_child_report)
+        << child.error().message();
+    return;
+  }
+  auto status = child->wait();
+  ASSERT_TRUE(status) << status.error().message();
+  EXPECT_EQ(status->signal, SIGKILL);
 }

@@ -1156,11 +1156,18 @@ class Created {
 
   /// The host pid of the waiting init process.
   pid_t pid() const noexcept { return child_.pid(); }
-  /// The host ends of its pipes (`Stdio::piped()`), usable before start().
-  Child& handle() noexcept { return child_; }
+  /// As the Child's: the host ends of its pipes (`Stdio::piped()`) and terminal, usable
+  /// before start() (input written now is there when the command reads), and its overlay's
+  /// scratch directory. start() hands them on to the Child.
+  Fd& stdin_pipe() noexcept { return child_.stdin_pipe(); }
+  Fd& stdout_pipe() noexcept { return child_.stdout_pipe(); }
+  Fd& stderr_pipe() noexcept { return child_.stderr_pipe(); }
+  Fd& pty() noexcept { return child_.pty(); }
+  const std::string& scratch_dir() const noexcept { return child_.scratch_dir(); }
 
   /// Runs the command. Returns when it has been exec'd, or with the reason it could not be
-  /// (the container is gone then). Once only.
+  /// (the container is gone then). Once only. A container killed while it waited fails
+  /// here, or, if it was still dying, its Child's wait() says it was killed.
   result<Child> start() { return detail::SpawnAccess::start(state_, child_); }
 
  private:
