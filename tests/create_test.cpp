@@ -15,8 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string busybox = rootfs_dir + "/busybox";
-
 Container in_busybox(std::vector<std::string> command) {
   return Container{}.command(std::move(command)).rootfs(RootFs::directory(busybox).overlay());
 }

@@ -18,8 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string busybox = rootfs_dir + "/busybox";
-
 /// The container the suite attacks from: the library's defaults plus the default seccomp
 /// profile, a read-only root and a small writable /tmp.
 hutch::Container default_container(std::vector<std::string> command,

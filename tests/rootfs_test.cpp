@@ -20,7 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string busybox = rootfs_dir + "/busybox";
 const std::string probe_only = rootfs_dir + "/probe";
 
 /// A private temporary directory, removed at the end of the test.

@@ -8,8 +8,6 @@ using hutch::Step;
 
 namespace {
 
-const std::string busybox = rootfs_dir + "/busybox";
-
 hutch::Container in_busybox(std::vector<std::string> command) {
   return hutch::Container{}
       .command(std::move(command))

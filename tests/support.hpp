@@ -27,6 +27,8 @@ inline const std::string probe =
 /// The test snapshots (tests/make_rootfs.sh): `rootfs_dir + "/busybox"` and `"/probe"`.
 inline const std::string rootfs_dir =
     std::getenv("HUTCH_TEST_ROOTFS") ? std::getenv("HUTCH_TEST_ROOTFS") : HUTCH_TEST_ROOTFS;
+/// The busybox snapshot: sh and the applets in /bin, /etc/marker reads "snapshot".
+inline const std::string busybox = rootfs_dir + "/busybox";
 
 inline bool is_root() {
   return ::geteuid() == 0;
