@@ -1,8 +1,12 @@
 // RootFs: the container sees its own root filesystem, set up as OCI runtimes do.
+#include <linux/filter.h>
 #include <linux/magic.h>
+#include <linux/seccomp.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -277,6 +281,48 @@ TEST(RootFs, ReadOnlyBindsAreReadOnlyWithTheirSubmounts) {
           << path << ": " << result;
     }
   }
+}
+
+// A kernel without mount_setattr (before 5.12) cannot make a bind read-only with its
+// submounts: the spawn fails and says why, rather than leave them writable. Played by this
+// test binary run again with a seccomp filter that answers mount_setattr with ENOSYS (the
+// filter, inherited by the container's setup, cannot be lifted from the test process).
+TEST(RootFs, WithoutMountSetattrAReadOnlyBindFailsAndSaysWhy) {
+  const char* marker = "HUTCH_TEST_NO_MOUNT_SETATTR";
+  if (std::getenv(marker)) {
+    auto filter = hutch::Seccomp::allow_by_default().deny("mount_setattr", ENOSYS).compile();
+    ASSERT_TRUE(filter) << filter.error().message();
+    sock_fprog program{static_cast<unsigned short>(filter->size()),
+                       const_cast<sock_filter*>(filter->data())};
+    ASSERT_EQ(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+    ASSERT_EQ(::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program), 0);
+    LeakCheck leaks;
+    auto r = in_busybox({"true"}, RootFs::directory(busybox).bind(busybox + "/etc", "/host-etc",
+                                                                  hutch::read_only))
+                 .run();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().step, Step::mount) << r.error().message();
+    EXPECT_EQ(r.error().errno_value(), ENOSYS);
+    EXPECT_NE(r.error().message().find("/host-etc"), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find("Linux >= 5.12"), std::string::npos) << r.error().message();
+    return;
+  }
+  const std::string filter =
+      "--gtest_filter=" +
+      std::string(::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name()) +
+      "." + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv(marker, "1", 1);
+    ::execl("/proc/self/exe", "hutch_tests", filter.c_str(), "--gtest_brief=1",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the run with mount_setattr failing (see its output above)";
 }
 
 // A mount of the user's under /proc: the masked and read-only paths still apply around it.
