@@ -8,7 +8,7 @@
 # usage: run-cgroup-v2.sh WORKDIR TEST_BINARY PROBE [GTEST_FILTER]
 # Exits 77 (skipped) when qemu or the kernel package cannot be had.
 set -eu
-work=$1 binary=$2 probe=$3 filter=${4:-'CGroup*:Namespaces*:Child*'}
+work=$1 binary=$2 probe=$3 filter=${4:-'CGroup*:Namespaces*:Child*:Create*'}
 qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || { echo "skipped: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"; exit 77; }
 [ "$(uname -m)" = x86_64 ] || { echo "skipped: the v2 harness boots an amd64 kernel"; exit 77; }
