@@ -5,10 +5,10 @@
 # host's / read-only over 9p, switches its root to it and runs the tests with the host's
 # libraries.
 #
-# usage: run-cgroup-v2.sh WORKDIR TEST_BINARY PROBE [GTEST_FILTER]
+# usage: run-cgroup-v2.sh WORKDIR TEST_BINARY PROBE TEST_ROOTFS [GTEST_FILTER]
 # Exits 77 (skipped) when qemu or the kernel package cannot be had.
 set -eu
-work=$1 binary=$2 probe=$3 filter=${4:-'CGroup*:Namespaces*:Child*:Create*'}
+work=$1 binary=$2 probe=$3 test_rootfs=$4 filter=${5:-'CGroup*:Namespaces*:Child*:Create*'}
 qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || { echo "skipped: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"; exit 77; }
 [ "$(uname -m)" = x86_64 ] || { echo "skipped: the v2 harness boots an amd64 kernel"; exit 77; }
@@ -84,16 +84,17 @@ chmod +x "$initramfs/init"
 # 3. Boot and run.
 results=$work/results
 rm -rf "$results" && mkdir -p "$results"
-# The binaries travel on the results share: the build tree may sit below /tmp, which the
-# guest covers with its own tmpfs.
+# The binaries and the test snapshots travel on the results share: the build tree may sit
+# below /tmp, which the guest covers with its own tmpfs.
 mkdir -p "$results/bin"
 cp "$binary" "$results/bin/tests" && cp "$probe" "$results/bin/probe"
+cp -a "$test_rootfs" "$results/rootfs"
 chmod -R a+rX "$results"
 # As root, then the rootless cases as nobody (the root cgroup is not delegated to it).
 # A watchdog: a run that takes more than 10 minutes (the whole suite takes 1-2) is stuck;
 # the log then gets every task's state and kernel stack, and the run fails.
 cat > "$results/command" <<COMMAND
-export HUTCH_PROBE=/run/results/bin/probe
+export HUTCH_PROBE=/run/results/bin/probe HUTCH_TEST_ROOTFS=/run/results/rootfs
 watch() {
   "\$@" & pid=\$!
   n=0
