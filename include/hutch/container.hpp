@@ -825,8 +825,7 @@ struct SpawnAccess {
   static result<Child> launch(const Container& c, std::unique_ptr<SpawnState>* keep) {
     BOOST_OUTCOME_TRYV(validate(c));
     const bool create = keep != nullptr;
-    auto state = std::make_unique<SpawnState>();
-    SpawnState& s = *state;
+    SpawnState s;
     s.strings_argv = c.argv_;
     build_env(c, s);
     build_exec(c, s);
@@ -955,13 +954,7 @@ struct SpawnAccess {
       sys::retry([&] {
         return ::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_owner.get(), &info, WEXITED);
       });
-      ChildReport report{};
-      if (s.report_read && sys::retry([&] {
-                             return ::read(s.report_read.get(), &report, sizeof report);
-                           }) == static_cast<ssize_t>(sizeof report)) {
-        return child_error(s, report);
-      }
-      return e;
+      return reported_or(s, std::move(e));
     };
     auto release = [&]() -> result<void> {
       char go = 1;
@@ -1014,19 +1007,9 @@ struct SpawnAccess {
                                             "the container ended during its setup"));
       }
     } else {
-      ChildReport report{};
-      ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
+      auto exec = await_exec(s, static_cast<pid_t>(pid));
       non_dumpable.reset();
-      if (n < 0) return abandon(last_error(Step::read_child_report));
-      if (n == static_cast<ssize_t>(sizeof report)) {
-        s.report_read.reset();  // consumed: abandon() reports this one
-        return abandon(child_error(s, report));
-      }
-      // EOF: the child exec'd (the pipe was close-on-exec) or died; either way it no longer
-      // uses the stack or the plan.
-      if (auto checked = check_time_namespace(plan, static_cast<pid_t>(pid)); !checked) {
-        return abandon(checked.error());
-      }
+      if (!exec) return abandon(exec.error());
     }
     Teardown teardown;
     std::string scratch_dir = s.scratch.path();
@@ -1039,8 +1022,34 @@ struct SpawnAccess {
                 std::move(teardown), std::move(mount_namespace));
     child.pty() = std::move(s.pty_master);
     child.set_scratch_dir(std::move(scratch_dir));
-    if (create) *keep = std::move(state);
+    // The created child has its own copy of the plan: from here on the host reads only the
+    // names and descriptors in `s` (for start()'s errors), which a move keeps.
+    if (create) *keep = std::make_unique<SpawnState>(std::move(s));
     return child;
+  }
+
+  /// The child's failure report, if it wrote one (it is dead or dying), else `e`.
+  static Error reported_or(const SpawnState& s, Error e) {
+    ChildReport report{};
+    if (s.report_read && sys::retry([&] {
+                           return ::read(s.report_read.get(), &report, sizeof report);
+                         }) == static_cast<ssize_t>(sizeof report)) {
+      return child_error(s, report);
+    }
+    return e;
+  }
+
+  /// Waits for the child to exec: end of file on the close-on-exec report pipe (or its
+  /// death; either way it no longer uses the stack or the plan). A report is its failure.
+  static result<void> await_exec(SpawnState& s, pid_t pid) {
+    ChildReport report{};
+    ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
+    if (n < 0) return last_error(Step::read_child_report);
+    if (n == static_cast<ssize_t>(sizeof report)) {
+      s.report_read.reset();  // consumed: reported_or() does not look again
+      return child_error(s, report);
+    }
+    return check_time_namespace(s.plan, pid);
   }
 
   /// Created::start(): lets the waiting child exec. Any failure ends the container (the
@@ -1057,22 +1066,13 @@ struct SpawnAccess {
     auto failed = [&](Error e) -> Error {
       (void)child.kill(SIGKILL);
       (void)child.wait();
-      ChildReport report{};
-      if (sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); }) ==
-          static_cast<ssize_t>(sizeof report)) {
-        return child_error(s, report);
-      }
-      return e;
+      return reported_or(s, std::move(e));
     };
     char go = 1;
     if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
       return failed(last_error(Step::release_child));
     }
-    ChildReport report{};
-    ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
-    if (n < 0) return failed(last_error(Step::read_child_report));
-    if (n == static_cast<ssize_t>(sizeof report)) return child_error(s, report);
-    BOOST_OUTCOME_TRYV(check_time_namespace(s.plan, child.pid()));
+    if (auto exec = await_exec(s, child.pid()); !exec) return failed(exec.error());
     return child;
   }
 

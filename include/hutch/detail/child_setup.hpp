@@ -144,26 +144,20 @@ HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd, int& syn
   const int floor = plan.max_target + 1;
   // Lift the report pipe (and the start socket, still open for create()) and every source
   // above all targets, so no dup3 below overwrites a descriptor that another move still needs.
-  if (error_fd < floor) {
-    long moved = raw::sys(SYS_fcntl, error_fd, F_DUPFD_CLOEXEC, floor);
-    if (moved < 0) fail(plan, Step::setup_fds, moved, error_fd);
-    error_fd = static_cast<int>(moved);
-  }
-  if (sync_fd >= 0 && sync_fd < floor) {
-    long moved = raw::sys(SYS_fcntl, sync_fd, F_DUPFD_CLOEXEC, floor);
-    if (moved < 0) fail(plan, Step::setup_fds, moved, sync_fd);
-    sync_fd = static_cast<int>(moved);
-  }
+  // A failure names `report` (the descriptor, or for a move its target).
+  auto lift = [&](int& fd, int report) {
+    if (fd < 0 || fd >= floor) return;
+    long moved = raw::sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor);
+    if (moved < 0) fail(plan, Step::setup_fds, moved, report);
+    fd = static_cast<int>(moved);
+  };
+  lift(error_fd, error_fd);
+  lift(sync_fd, sync_fd);
   int sources[64];
   const std::size_t count = plan.fd_move_count < 64 ? plan.fd_move_count : 64;
   for (std::size_t i = 0; i < count; ++i) {
-    int source = plan.fd_moves[i].source;
-    if (source < floor) {
-      long moved = raw::sys(SYS_fcntl, source, F_DUPFD_CLOEXEC, floor);
-      if (moved < 0) fail(plan, Step::setup_fds, moved, plan.fd_moves[i].target);
-      source = static_cast<int>(moved);
-    }
-    sources[i] = source;
+    sources[i] = plan.fd_moves[i].source;
+    lift(sources[i], plan.fd_moves[i].target);
   }
   for (std::size_t i = 0; i < count; ++i) {
     long r = raw::sys(SYS_dup3, sources[i], plan.fd_moves[i].target, 0);
@@ -728,9 +722,8 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   int error_fd = plan.error_fd;
   int sync_fd = plan.wait_for_start ? plan.sync_read_fd : -1;
   setup_fds(plan, error_fd, sync_fd);
-  Plan patched = plan;  // the report pipe and the start socket may have moved
+  Plan patched = plan;  // the report pipe may have moved (the start socket: sync_fd)
   patched.error_fd = error_fd;
-  patched.sync_read_fd = sync_fd;
 
   if (patched.tty) {
     // A session of its own with the terminal as its controlling tty, as a login has.
