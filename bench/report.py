@@ -65,19 +65,32 @@ for base, label in LEVELS:
 lines.append("")
 
 # Host size: fork copies the caller's page tables; a CLONE_VM spawn does not.
+# One process per size and round (bench/run-all): the median over the rounds.
+sized = {}
+for path in sorted(out.glob("host_size-*.json")):
+    for b in json.loads(path.read_text())["benchmarks"]:
+        if b.get("run_type") == "iteration" and not b.get("error_occurred"):
+            sized.setdefault(b["run_name"], []).append(b["real_time"])
+
+
+def sized_median(name):
+    values = sorted(sized[name])
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+rounds = len(sized.get("host_size/container/full/glibc/host_gib:4/real_time", []))
 lines.append("| host resident size | fork + exec | Container::spawn, full isolation |")
 lines.append("|---|---:|---:|")
 size_rows = []
 for gib in (0, 1, 4):
-    if gib == 0:
-        f = median("fork_exec/glibc/host_gib:0/real_time")
-        c = median("container/full/glibc/host_gib:0/real_time")
-    else:
-        f = median(f"host_size/fork_exec/glibc/host_gib:{gib}/real_time")
-        c = median(f"host_size/container/full/glibc/host_gib:{gib}/real_time")
+    f = sized_median(f"host_size/fork_exec/glibc/host_gib:{gib}/real_time")
+    c = sized_median(f"host_size/container/full/glibc/host_gib:{gib}/real_time")
     size_rows.append((gib, f, c))
     f0, c0 = size_rows[0][1], size_rows[0][2]
     lines.append(f"| {gib} GiB | {f:.0f} µs ({f / f0:.2f}x) | {c:.0f} µs ({c / c0:.2f}x) |")
+lines.append("")
+lines.append(f"(medians over {rounds} rounds, one process per size and round)")
 lines.append("")
 
 lines.append("| spawning threads | fork + exec per second | full-isolation containers per second |")
