@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,67 @@ class Seccomp {
   /// Every call fails with `error` (ENOSYS) but those the rules allow (an allow list).
   static Seccomp deny_by_default(int error = ENOSYS) { return Seccomp(error); }
 
+  /// The calls the default profile makes fail with EPERM: those Docker allows only with a
+  /// capability its default set lacks (see defaults()). A name this libseccomp does not know
+  /// is left out of the compiled program.
+  static std::span<const char* const> default_denied() noexcept {
+    static constexpr const char* names[] = {
+        "acct",
+        "add_key",
+        "bpf",
+        "clock_adjtime",
+        "clock_settime",
+        "create_module",
+        "delete_module",
+        "fanotify_init",
+        "finit_module",
+        "fsconfig",
+        "fsmount",
+        "fsopen",
+        "fspick",
+        "get_kernel_syms",
+        "init_module",
+        "io_uring_enter",
+        "io_uring_register",
+        "io_uring_setup",
+        "ioperm",
+        "iopl",
+        "kexec_file_load",
+        "kexec_load",
+        "keyctl",
+        "lookup_dcookie",
+        "mount",
+        "mount_setattr",
+        "move_mount",
+        "nfsservctl",
+        "open_by_handle_at",
+        "open_tree",
+        "perf_event_open",
+        "pivot_root",
+        "quotactl",
+        "quotactl_fd",
+        "reboot",
+        "request_key",
+        "setns",
+        "settimeofday",
+        "stime",
+        "swapoff",
+        "swapon",
+        "sysfs",
+        "_sysctl",
+        "syslog",
+        "umount",
+        "umount2",
+        "uselib",
+        "userfaultfd",
+        "ustat",
+        "vhangup",
+        "vm86",
+        "vm86old",
+    };
+    return names;
+  }
+
   /// The default profile, equal in intent to Docker's: the calls Docker allows only with a
   /// capability the default set lacks fail with EPERM — kernel keyrings, bpf, module loading,
   /// kexec, reboot, swap, quotas, the clock, the syslog, mounting (setup is already done),
@@ -45,58 +107,7 @@ class Seccomp {
   /// filter cannot read them, and glibc falls back to clone, whose flags it can.
   static Seccomp defaults() {
     Seccomp profile = allow_by_default();
-    for (const char* name : {"acct",
-                             "add_key",
-                             "bpf",
-                             "clock_adjtime",
-                             "clock_settime",
-                             "create_module",
-                             "delete_module",
-                             "fanotify_init",
-                             "finit_module",
-                             "fsconfig",
-                             "fsmount",
-                             "fsopen",
-                             "fspick",
-                             "get_kernel_syms",
-                             "init_module",
-                             "io_uring_enter",
-                             "io_uring_register",
-                             "io_uring_setup",
-                             "ioperm",
-                             "iopl",
-                             "kexec_file_load",
-                             "kexec_load",
-                             "keyctl",
-                             "lookup_dcookie",
-                             "mount",
-                             "mount_setattr",
-                             "move_mount",
-                             "nfsservctl",
-                             "open_by_handle_at",
-                             "open_tree",
-                             "perf_event_open",
-                             "pivot_root",
-                             "quotactl",
-                             "quotactl_fd",
-                             "reboot",
-                             "request_key",
-                             "setns",
-                             "settimeofday",
-                             "stime",
-                             "swapoff",
-                             "swapon",
-                             "sysfs",
-                             "_sysctl",
-                             "syslog",
-                             "umount",
-                             "umount2",
-                             "uselib",
-                             "userfaultfd",
-                             "ustat",
-                             "vhangup",
-                             "vm86",
-                             "vm86old"}) {
+    for (const char* name : default_denied()) {
       profile.rules_.push_back({name, EPERM, std::nullopt, true});
     }
     constexpr std::uint64_t new_namespaces = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
