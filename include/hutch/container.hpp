@@ -956,13 +956,6 @@ struct SpawnAccess {
       });
       return reported_or(s, std::move(e));
     };
-    auto release = [&]() -> result<void> {
-      char go = 1;
-      if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
-        return last_error(Step::release_child);
-      }
-      return success();
-    };
 
     // Opened while no setup window is open: a rootless host could not open it otherwise.
     Fd mount_namespace;
@@ -986,14 +979,14 @@ struct SpawnAccess {
     }
     std::optional<DumpableWindow> non_dumpable;  // our memory is the child's until exec
     if (!create) non_dumpable.emplace();
-    if (auto released = release(); !released) return abandon(released.error());
+    if (auto released = release(s); !released) return abandon(released.error());
     if (plan.late_cgroup) {
       auto created = LiveCGroup::make(*c.cgroup_);
       if (!created) return abandon(created.error());
       cgroup.emplace(std::move(*created));
       auto attached = cgroup->attach(static_cast<pid_t>(pid));
       if (!attached) return abandon(attached.error());
-      if (auto released = release(); !released) return abandon(released.error());
+      if (auto released = release(s); !released) return abandon(released.error());
     }
 
     if (create) {
@@ -1026,6 +1019,16 @@ struct SpawnAccess {
     // names and descriptors in `s` (for start()'s errors), which a move keeps.
     if (create) *keep = std::make_unique<SpawnState>(std::move(s));
     return child;
+  }
+
+  /// One byte on the sync socket: the waiting child may go on (past its id maps, into its
+  /// cgroup, or, created, to exec).
+  static result<void> release(const SpawnState& s) {
+    char go = 1;
+    if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
+      return last_error(Step::release_child);
+    }
+    return success();
   }
 
   /// The child's failure report, if it wrote one (it is dead or dying), else `e`.
@@ -1068,10 +1071,7 @@ struct SpawnAccess {
       (void)child.wait();
       return reported_or(s, std::move(e));
     };
-    char go = 1;
-    if (sys::retry([&] { return ::send(s.sync_host.get(), &go, 1, MSG_NOSIGNAL); }) != 1) {
-      return failed(last_error(Step::release_child));
-    }
+    if (auto released = release(s); !released) return failed(released.error());
     if (auto exec = await_exec(s, child.pid()); !exec) return failed(exec.error());
     return child;
   }
