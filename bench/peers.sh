@@ -7,7 +7,8 @@
 #   bench/peers.sh HUTCH_RUN TRUE [OUT_DIR]
 #
 # HUTCH_RUN is the built hutch-run, TRUE the static payload (build/bench/true). RUNS (default
-# 200) and WARMUP (20) set hyperfine's counts. Writes OUT_DIR/peers.json and peers.md
+# 200) and WARMUP (20) set hyperfine's counts. NS_FLOOR (default: ns_floor next to TRUE, as
+# the build puts it) is bench/ns_floor.c, timed as the floor row. Writes OUT_DIR/peers.json and peers.md
 # (default: the current directory).
 #
 # What each one does (none of the peers gets a cgroup namespace, a user namespace, an overlay
@@ -22,6 +23,8 @@
 #   bwrap      --unshare-all (user, pid, net, ipc, uts, cgroup), the root bound in place,
 #              /proc and /dev
 #   unshare    -Urpfmiun --root: namespaces and a chroot, no /proc, /dev or pivot_root
+#   floor      bench/ns_floor.c: hutch-run's seven namespaces and exec, nothing else (no id
+#              maps, root, /proc or cgroup) — the least any container command line costs
 #
 # Everything runs inside one private mount namespace with an empty tmpfs over
 # /sys/fs/cgroup/unified: on hybrid hosts whose v2 mount lists a controller, crun refuses to
@@ -35,6 +38,7 @@ set -eu
 hutch_run=$(realpath "$1")
 payload=$(realpath "$2")
 out=$(realpath "${3:-.}")
+ns_floor=${NS_FLOOR:-$(dirname "$payload")/ns_floor}
 runs=${RUNS:-200}
 warmup=${WARMUP:-20}
 command -v hyperfine >/dev/null || { echo "peers.sh: hyperfine is not installed" >&2; exit 77; }
@@ -96,6 +100,11 @@ else
   echo "peers.sh: bwrap is not installed, left out" >&2
 fi
 echo "unshare|unshare -Urpfmiun --root=$root /true" >>"$cmds"
+if [ -x "$ns_floor" ]; then
+  echo "floor|$ns_floor $root/true" >>"$cmds"
+else
+  echo "peers.sh: no $ns_floor (bench/ns_floor.c), the floor row is left out" >&2
+fi
 
 # One hyperfine run, in a private mount namespace of its own.
 cat >"$work/run.sh" <<EOF

@@ -112,7 +112,7 @@ if peers_file.exists():
     lines.append("|---|---:|---:|---:|---:|")
     for r in peers:
         m = r["median"]
-        faster = "" if r["command"] in ("direct", "hutch-run") else f"{m / hutch:.2f}x"
+        faster = "" if r["command"] in ("direct", "hutch-run", "floor") else f"{m / hutch:.2f}x"
         lines.append(f"| {r['command']} | {m * 1000:.2f} ms | {r['mean'] * 1000:.2f} ± "
                      f"{r['stddev'] * 1000:.2f} ms | {m / direct:.1f}x | {faster} |")
     lines.append("")
