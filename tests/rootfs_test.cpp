@@ -2,6 +2,7 @@
 #include <linux/filter.h>
 #include <linux/magic.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -9,7 +10,9 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <set>
 
 #include "support.hpp"
 
@@ -437,11 +440,11 @@ TEST(RootFs, OverlayScratchMountPointIsOnATmpfsAndGoesWithTheChild) {
   EXPECT_FALSE(fs::exists(scratch));
 }
 
-TEST(RootFs, AReapedContainersMountNamespaceIsReleased) {
+TEST(RootFs, TheHostHoldsAMountNamespaceFromTheFirstWaitUntilTheReap) {
   LeakCheck leaks;
   // Which mount namespaces this process holds descriptors of.
-  auto held = [] {
-    std::set<std::string> namespaces;
+  auto held = [] {  // one entry per descriptor
+    std::multiset<std::string> namespaces;
     for (auto& e : fs::directory_iterator("/proc/self/fd")) {
       std::error_code ec;
       auto target = fs::read_symlink(e.path(), ec).string();
@@ -452,11 +455,39 @@ TEST(RootFs, AReapedContainersMountNamespaceIsReleased) {
   auto child = probe_in(RootFs::directory(probe_only).overlay(), {"sleep", "30"}).spawn();
   ASSERT_TRUE(child) << child.error().message();
   const std::string ns = fs::read_symlink(fmt::format("/proc/{}/ns/mnt", child->pid())).string();
-  EXPECT_EQ(held().count(ns), 1u) << "the host holds the namespace while the container runs";
+  EXPECT_EQ(held().count(ns), 0u) << "a container no one waits for costs only its pidfd";
   ASSERT_TRUE(child->kill());
+  EXPECT_EQ(held().count(ns), 1u) << "held from the first signal, so the exit is quick";
   ASSERT_TRUE(child->wait());
   hutch::settle();
   EXPECT_EQ(held().count(ns), 0u) << "released once reaped";
+
+  // The first wait or poll takes the hold too; a second one takes no other.
+  const Container sleeper = probe_in(RootFs::directory(probe_only), {"sleep", "30"});
+  auto waited = sleeper.spawn();
+  ASSERT_TRUE(waited) << waited.error().message();
+  auto polled = sleeper.spawn();
+  ASSERT_TRUE(polled) << polled.error().message();
+  auto ns_of = [](const hutch::Child& c) {
+    return fs::read_symlink(fmt::format("/proc/{}/ns/mnt", c.pid())).string();
+  };
+  const std::string waited_ns = ns_of(*waited), polled_ns = ns_of(*polled);
+  auto still = waited->wait_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(still && !*still);
+  EXPECT_EQ(held().count(waited_ns), 1u) << "held from the first wait";
+  EXPECT_EQ(held().count(polled_ns), 0u);
+  pollfd p{polled->pidfd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0);
+  (void)polled->pidfd();
+  EXPECT_EQ(held().count(polled_ns), 1u) << "held once the host polls the pidfd";
+  const std::size_t fds = held().size();
+  ASSERT_TRUE(waited->kill());
+  ASSERT_TRUE(polled->kill());
+  EXPECT_EQ(held().size(), fds) << "one hold per container";
+  *waited = hutch::Child();
+  *polled = hutch::Child();
+  hutch::settle();
+  EXPECT_TRUE(held().empty()) << "every hold released";
 
   auto detached = probe_in(RootFs::directory(probe_only), {"exit", "0"}).spawn();
   ASSERT_TRUE(detached) << detached.error().message();

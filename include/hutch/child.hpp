@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -95,6 +96,7 @@ class Child {
       if (other.cgroup_) cgroup_.emplace(std::move(*other.cgroup_));
       other.cgroup_.reset();
       mount_namespace_ = std::move(other.mount_namespace_);
+      hold_pending_ = other.hold_pending_.exchange(false);
       detached_ = std::exchange(other.detached_, false);
     }
     return *this;
@@ -105,8 +107,12 @@ class Child {
 
   /// The host pid of the container's init process (its PID 1 when it has a pid namespace).
   pid_t pid() const noexcept { return pid_; }
-  /// The pidfd (pidfd_open(2)) of that process, owned by this handle.
-  int pidfd() const noexcept { return pidfd_.get(); }
+  /// The pidfd (pidfd_open(2)) of that process, owned by this handle. (A host that polls it
+  /// gets the container's quick exit as wait() does: see `hold_mount_namespace`.)
+  int pidfd() const noexcept {
+    hold_mount_namespace();
+    return pidfd_.get();
+  }
 
   /// Host ends of the pipes made for `Stdio::piped()`; empty otherwise. Close `stdin_pipe()`
   /// (`stdin_pipe().reset()`) to send end-of-file.
@@ -132,6 +138,7 @@ class Child {
   /// Later calls return the same status.
   result<ExitStatus> wait() {
     if (status_) return *status_;
+    hold_mount_namespace();
     siginfo_t info{};
     int r = detail::sys::retry(
         [&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED); });
@@ -155,6 +162,7 @@ class Child {
   /// std::nullopt when the process still runs after it.
   result<std::optional<ExitStatus>> wait_for(std::chrono::nanoseconds timeout) {
     if (status_) return std::optional<ExitStatus>(*status_);
+    hold_mount_namespace();
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + timeout;
     for (;;) {
@@ -176,6 +184,7 @@ class Child {
   /// does nothing and succeeds: the process it would have named is gone.
   result<void> kill(int signal = SIGKILL) {
     if (status_ || !pidfd_) return success();
+    hold_mount_namespace();
     if (detail::sys::pidfd_send_signal(pidfd_.get(), signal) < 0 && errno != ESRCH) {
       return last_error(Step::kill, std::to_string(pid_));
     }
@@ -185,6 +194,7 @@ class Child {
   /// Reads stdout and stderr pipes to their end while writing `input` to the stdin pipe,
   /// then waits. Never deadlocks on a child that fills both pipes.
   result<Output> wait_with_output(std::string_view input = {}) {
+    hold_mount_namespace();
     Output out;
     if (stdin_) {
       int flags = ::fcntl(stdin_.get(), F_GETFL);
@@ -246,6 +256,7 @@ class Child {
   pid_t detach() noexcept {
     detached_ = true;
     teardown_ = nullptr;
+    hold_pending_ = false;
     mount_namespace_.reset();
     if (cgroup_) cgroup_->release();
     return pid_;
@@ -256,7 +267,7 @@ class Child {
 
   // Used by Container::spawn().
   Child(pid_t pid, Fd pidfd, Fd in, Fd out, Fd err, std::optional<LiveCGroup> cgroup,
-        detail::Teardown teardown, Fd mount_namespace = {}) noexcept
+        detail::Teardown teardown, bool own_mount_namespace = false) noexcept
       : pid_(pid),
         pidfd_(std::move(pidfd)),
         stdin_(std::move(in)),
@@ -264,7 +275,7 @@ class Child {
         stderr_(std::move(err)),
         teardown_(std::move(teardown)),
         cgroup_(std::move(cgroup)),
-        mount_namespace_(std::move(mount_namespace)) {}
+        hold_pending_(own_mount_namespace) {}
 
  private:
   template <class F>
@@ -276,10 +287,20 @@ class Child {
     return f(*cgroup_);
   }
 
+  /// Holds the container's mount namespace so that its exit is quick (detail::Janitor says
+  /// why), from the first wait, poll or signal rather than from spawn: a live container costs
+  /// the host one descriptor, its pidfd. A process already exiting tears its mounts down itself.
+  void hold_mount_namespace() const noexcept {
+    if (hold_pending_.exchange(false) && running()) {
+      mount_namespace_ = detail::hold_mount_namespace(pid_);
+    }
+  }
+
   ExitStatus reaped(const siginfo_t& info) {
     ExitStatus status = ExitStatus::from_siginfo(info);
     status.oom_killed = cgroup_ && cgroup_->oom_killed();
     status_ = status;
+    hold_pending_ = false;
     detail::Janitor::close_later(std::move(mount_namespace_));
     return status;
   }
@@ -309,7 +330,12 @@ class Child {
   std::optional<ExitStatus> status_;
   detail::Teardown teardown_;
   std::optional<LiveCGroup> cgroup_;
-  Fd mount_namespace_;  // held until reaped, then dropped by the janitor
+  // The host's hold on the container's mount namespace: taken (once) when the host first
+  // waits for, polls or signals the container, dropped by the janitor once it is reaped.
+  mutable Fd mount_namespace_;
+  // It has a mount namespace and no hold was tried (atomic: pidfd() is const, callable from
+  // any thread).
+  mutable std::atomic<bool> hold_pending_ = false;
   bool detached_ = false;
 };
 

@@ -957,19 +957,9 @@ struct SpawnAccess {
       return reported_or(s, std::move(e));
     };
 
-    // Opened while no setup window is open: a rootless host could not open it otherwise.
-    Fd mount_namespace;
-    auto hold = [&] {
-      if (ns.contains(Namespace::mount)) mount_namespace = hold_mount_namespace(pid);
-    };
     if (ns.contains(Namespace::user)) {
-      auto maps = DumpableWindow::when_all_closed([&] {
-        hold();
-        return write_id_maps(c, pid);
-      });
+      auto maps = DumpableWindow::when_all_closed([&] { return write_id_maps(c, pid); });
       if (!maps) return abandon(maps.error());
-    } else {
-      hold();
     }
     if (cgroup && !placed) {
       // v2 on a kernel without CLONE_INTO_CGROUP: attach before the child may go on, so
@@ -1012,7 +1002,7 @@ struct SpawnAccess {
     }
     Child child(static_cast<pid_t>(pid), std::move(pidfd_owner), std::move(s.host_stdio[0]),
                 std::move(s.host_stdio[1]), std::move(s.host_stdio[2]), std::move(cgroup),
-                std::move(teardown), std::move(mount_namespace));
+                std::move(teardown), ns.contains(Namespace::mount));
     child.pty() = std::move(s.pty_master);
     child.set_scratch_dir(std::move(scratch_dir));
     // The created child has its own copy of the plan: from here on the host reads only the

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <optional>
@@ -27,10 +28,11 @@ namespace hutch::detail {
 /// namespace (the overlay, /proc, /dev, ..., with an RCU grace period or two) before the
 /// host can reap it; then its cgroup directories are removed, one rmdir per v1 hierarchy. Both
 /// are a fair part of a short container's life, and neither needs the caller to wait. The host
-/// holds the mount namespace (an fd of /proc/<pid>/ns/mnt, opened at spawn) so that the exit
-/// is quick, and once it has reaped the container hands the fd, and later the cgroup, to this
-/// thread; the kernel's teardown then runs beside the caller. The mounts were only visible
-/// inside the container; the cgroup goes within microseconds (`settle()` waits for it).
+/// holds the mount namespace (an fd of /proc/<pid>/ns/mnt, opened when it first waits for,
+/// polls or signals the container) so that the exit is quick, and once it has reaped the container
+/// hands the fd, and later the cgroup, to this thread; the kernel's teardown then runs beside the
+/// caller. The mounts were only visible inside the container; the cgroup goes within microseconds
+/// (`settle()` waits for it).
 ///
 /// At most `limit` jobs wait at a time (beyond that the caller does its own), so a host that
 /// starts containers faster than one thread tears them down slows down rather than piling
@@ -139,10 +141,11 @@ class Janitor {
 };
 
 /// The host's hold on the mount namespace of child `pid` (see Janitor); empty if /proc is
-/// not there to give it, which only costs the quick exit.
-inline Fd hold_mount_namespace(long pid) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/ns/mnt";
-  return Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+/// not there to give it or the process is already exiting, which only costs the quick exit.
+inline Fd hold_mount_namespace(long pid) noexcept {
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%ld/ns/mnt", pid);
+  return Fd(::open(path, O_RDONLY | O_CLOEXEC));
 }
 
 }  // namespace hutch::detail
