@@ -8,8 +8,8 @@
 #
 # HUTCH_RUN is the built hutch-run, TRUE the static payload (build/bench/true). RUNS (default
 # 200) and WARMUP (20) set hyperfine's counts. NS_FLOOR (default: ns_floor next to TRUE, as
-# the build puts it) is bench/ns_floor.c, timed as the floor row. Writes OUT_DIR/peers.json and peers.md
-# (default: the current directory).
+# the build puts it) is bench/ns_floor.c, timed as the floor row. Writes OUT_DIR/peers.json
+# and peers.md (default: the current directory).
 #
 # What each one does (none of the peers gets a cgroup namespace, a user namespace, an overlay
 # or a seccomp filter here; hutch-run gets all of them):
