@@ -8,11 +8,17 @@ import subprocess
 import sys
 
 out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "bench-results")
-spawn = json.loads((out / "spawn.json").read_text())
+# The latency rows, the throughput rows and the threaded-host rows, each from a process of
+# its own (bench/run-all); run names do not overlap.
+results = []
+for name in ("spawn", "throughput", "threaded"):
+    path = out / f"{name}.json"
+    if path.exists():
+        results += json.loads(path.read_text())["benchmarks"]
 
 
 def median(name, field="real_time"):
-    for b in spawn["benchmarks"]:
+    for b in results:
         if b.get("aggregate_name") == "median" and b["run_name"] == name:
             return b[field]
     return None
@@ -92,6 +98,19 @@ for gib in (0, 1, 4):
 lines.append("")
 lines.append(f"(medians over {rounds} rounds, one process per size and round)")
 lines.append("")
+
+# From a process that has run threads (fork copies their arenas and stacks).
+if median("threaded_host/fork_exec/glibc/0/real_time") is not None:
+    lines.append("| from a host that has run threads | static glibc `true` | ratio | "
+                 "no-libc `true` | ratio |")
+    lines.append("|---|---:|---:|---:|---:|")
+    tf = {p: median(f"threaded_host/fork_exec/{p}/0/real_time") for p in ("glibc", "nolibc")}
+    tc = {p: median(f"threaded_host/container/full/{p}/0/real_time") for p in ("glibc", "nolibc")}
+    lines.append(f"| fork + exec | {tf['glibc']:.0f} µs | 1.00x | {tf['nolibc']:.0f} µs | 1.00x |")
+    lines.append(f"| Container, full isolation | {tc['glibc']:.0f} µs | "
+                 f"{tc['glibc'] / tf['glibc']:.2f}x | {tc['nolibc']:.0f} µs | "
+                 f"{tc['nolibc'] / tf['nolibc']:.2f}x |")
+    lines.append("")
 
 lines.append("| spawning threads | fork + exec per second | full-isolation containers per second |")
 lines.append("|---|---:|---:|")

@@ -5,7 +5,10 @@
 // is the cost of starting a process). The host-size sweep runs with 0, 1 and 4 GiB of
 // touched memory in this process (fork copies its page tables; a CLONE_VM spawn does not),
 // kept from the first run that asks for it to the end of the process.
-// The throughput benchmarks run 1, 2 and 8 spawning threads.
+// The throughput benchmarks run 1, 2 and 8 spawning threads. The threaded_host rows measure
+// fork+exec and a full-isolation spawn from a process that has run threads: glibc keeps their
+// malloc arenas and stacks mapped, and fork copies them (a CLONE_VM spawn does not). Both
+// leave the process changed for good, so bench/run-all gives each group a process of its own.
 //
 // The machine is shared and noisy: read ratios to fork_exec from the same run, and run with
 // repetitions and random interleaving (bench/run-all does). bench/report turns the JSON into
@@ -19,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <hutch/hutch.hpp>
@@ -178,6 +182,23 @@ void container(benchmark::State& state, const Level& level, const Payload& p) {
   state.SetItemsProcessed(state.iterations());
 }
 
+/// Makes this process one that has run threads, once: eight threads that allocate and end,
+/// as the throughput rows' threads do (and as most host programs' do).
+void become_threaded_host() {
+  static const bool done = [] {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([] {
+        std::vector<char> buffer(64 << 10);
+        benchmark::DoNotOptimize(buffer.data());
+      });
+    }
+    for (auto& t : threads) t.join();
+    return true;
+  }();
+  (void)done;
+}
+
 /// Container::create() ahead (not timed), then start() + wait: what a host that prepares its
 /// containers before it needs them waits for.
 void created(benchmark::State& state, const Level& level, const Payload& p) {
@@ -234,6 +255,24 @@ int main(int argc, char** argv) {
                                       full_isolation(), glibc))
         ->Arg(0)
         ->Threads(threads);
+  }
+  // From a process that has run threads (their own process in bench/run-all).
+  for (const Payload* p : {&glibc, &nolibc}) {
+    const std::string suffix = std::string("/") + p->name;
+    time(benchmark::RegisterBenchmark(("threaded_host/fork_exec" + suffix).c_str(),
+                                      [](benchmark::State& state, const Payload& payload) {
+                                        become_threaded_host();
+                                        fork_exec(state, payload);
+                                      },
+                                      *p))
+        ->Arg(0);
+    time(benchmark::RegisterBenchmark(("threaded_host/container/full" + suffix).c_str(),
+                                      [](benchmark::State& state, const Payload& payload) {
+                                        become_threaded_host();
+                                        container(state, full_isolation(), payload);
+                                      },
+                                      *p))
+        ->Arg(0);
   }
   // Latency by the host's size, smallest first: memory once held is kept, so these rows run
   // last, or one size per process (bench/run-all). The container before fork+exec: a fork of
