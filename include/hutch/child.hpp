@@ -256,7 +256,6 @@ class Child {
   pid_t detach() noexcept {
     detached_ = true;
     teardown_ = nullptr;
-    hold_pending_ = false;
     mount_namespace_.reset();
     if (cgroup_) cgroup_->release();
     return pid_;
@@ -300,7 +299,6 @@ class Child {
     ExitStatus status = ExitStatus::from_siginfo(info);
     status.oom_killed = cgroup_ && cgroup_->oom_killed();
     status_ = status;
-    hold_pending_ = false;
     detail::Janitor::close_later(std::move(mount_namespace_));
     return status;
   }
@@ -333,8 +331,8 @@ class Child {
   // The host's hold on the container's mount namespace: taken (once) when the host first
   // waits for, polls or signals the container, dropped by the janitor once it is reaped.
   mutable Fd mount_namespace_;
-  // It has a mount namespace and no hold was tried (atomic: pidfd() is const, callable from
-  // any thread).
+  // It has a mount namespace and no hold was tried; a reaped or detached Child takes none
+  // (running()). Atomic: pidfd() is const, callable from any thread.
   mutable std::atomic<bool> hold_pending_ = false;
   bool detached_ = false;
 };

@@ -14,7 +14,6 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
-#include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
