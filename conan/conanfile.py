@@ -54,6 +54,7 @@ class HutchConan(ConanFile):
         tc.cache_variables["HUTCH_BUILD_TESTS"] = False
         tc.cache_variables["HUTCH_BUILD_BENCHMARKS"] = False
         tc.cache_variables["HUTCH_BUILD_EXAMPLES"] = False
+        tc.cache_variables["HUTCH_BUILD_TOOLS"] = False
         tc.cache_variables["HUTCH_INSTALL"] = True
         tc.cache_variables["HUTCH_SECCOMP"] = "ON" if self.options.with_seccomp else "OFF"
         tc.cache_variables["HUTCH_IMAGE"] = "ON" if self.options.with_image else "OFF"

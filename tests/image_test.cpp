@@ -218,7 +218,7 @@ TEST_F(ImageTest, RunsTheMergedLayersWithTheConfigsEntrypointEnvAndWorkdir) {
   EXPECT_EQ(image->layers().size(), 3u);
   EXPECT_EQ(image->config().stop_signal, "SIGQUIT");
   EXPECT_EQ(image->config().exposed_ports, std::vector<std::string>{"80/tcp"});
-  auto c = hutch::Container::from_image(*image, store());
+  auto c = image->container(store());
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(run_ok(*c), "b\nnew\ngone-hidden\nhello\n/data\n");
   // docker's rule: a command of one's own replaces Cmd and keeps the Entrypoint.
@@ -237,7 +237,7 @@ TEST_F(ImageTest, TheImagesUserIsResolvedThroughItsOwnPasswd) {
   Layout layout = standard_layout(config);
   auto image = hutch::Image::open(layout.dir().string(), "latest");
   ASSERT_TRUE(image) << image.error().message();
-  auto c = hutch::Container::from_image(*image, store());
+  auto c = image->container(store());
   ASSERT_TRUE(c) << c.error().message();
   if (is_root()) {
     EXPECT_EQ(run_ok(*c), "1000:1001\n");
@@ -287,7 +287,7 @@ TEST_F(ImageTest, AMultiPlatformIndexGivesTheHostsManifest) {
   layout.index({{"multi", layout.blob("application/vnd.oci.image.index.v1+json", nested.dump())}});
   auto image = hutch::Image::open(layout.dir().string(), "multi");
   ASSERT_TRUE(image) << image.error().message();
-  auto c = hutch::Container::from_image(*image, store());
+  auto c = image->container(store());
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(run_ok(*c), "host\n");
   // Asking for an architecture the index lacks names what it has.
@@ -316,7 +316,7 @@ TEST_F(ImageTest, ADockerSaveArchiveRunsToo) {
   std::ofstream(saved, std::ios::binary) << archive_bytes;
   auto image = hutch::Image::open(saved.string(), "demo:1", {.store = store()});
   ASSERT_TRUE(image) << image.error().message();
-  auto c = hutch::Container::from_image(*image, store());
+  auto c = image->container(store());
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(run_ok(*c), "saved\n");
 }
@@ -338,7 +338,7 @@ TEST_F(ImageTest, BadImagesAreClearErrorsAndLeaveNoPartialLayer) {
   std::ofstream(blob, std::ios::binary) << bytes << '\0';
   auto corrupted = image->unpack(store());
   ASSERT_FALSE(corrupted);
-  EXPECT_EQ(corrupted.error().step, hutch::Step::image_verify) << corrupted.error().message();
+  EXPECT_EQ(corrupted.error().step, hutch::image_step::verify) << corrupted.error().message();
   EXPECT_NE(corrupted.error().message().find(image->layers()[2].digest), std::string::npos);
   expect_store_clean();
   EXPECT_FALSE(fs::exists(base_ / "store/layers/sha256" / image->layers()[2].diff_id.substr(7)));
@@ -379,7 +379,7 @@ TEST_F(ImageTest, ArchiveEntriesThatLeaveTheLayerAreRefused) {
     ASSERT_TRUE(image) << name << ": " << image.error().message();
     auto unpacked = image->unpack(store());
     ASSERT_FALSE(unpacked) << name << " was unpacked";
-    EXPECT_EQ(unpacked.error().step, hutch::Step::image_unpack) << unpacked.error().message();
+    EXPECT_EQ(unpacked.error().step, hutch::image_step::unpack) << unpacked.error().message();
     EXPECT_TRUE(fs::is_empty(outside)) << name << " wrote outside the layer";
     expect_store_clean();
   }
@@ -402,7 +402,7 @@ TEST_F(ImageTest, TwoProcessesUnpackingTheSameImageAtOnceBothSucceed) {
     ::waitpid(pid, &status, 0);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
-  auto c = hutch::Container::from_image(*image, store());
+  auto c = image->container(store());
   ASSERT_TRUE(c);
   EXPECT_EQ(run_ok(*c), "b\nnew\ngone-hidden\nhello\n/data\n");
   expect_store_clean();
@@ -427,7 +427,7 @@ TEST_F(ImageTest, ReadsALayoutWrittenByUmoci) {
   ASSERT_EQ(std::system(("(" + script + ") >/dev/null 2>&1").c_str()), 0) << script;
   auto image = hutch::Image::open(dir, "demo");
   ASSERT_TRUE(image) << image.error().message();
-  auto c = hutch::Container::from_image(*image, store());
+  auto c = image->container(store());
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(run_ok(*c), "from-umoci\nset\n");
 }

@@ -224,7 +224,7 @@ TEST(Seccomp, DefaultProfileDecidesEveryCallAsItsRulesSay) {
 TEST(Seccomp, BadRulesAreClearErrorsAtCompile) {
   auto unknown = Seccomp::allow_by_default().deny("no_such_call").compile();
   ASSERT_FALSE(unknown);
-  EXPECT_EQ(unknown.error().step, Step::seccomp_compile);
+  EXPECT_EQ(unknown.error().step, hutch::seccomp_step::compile);
   EXPECT_NE(unknown.error().message().find("\"no_such_call\""), std::string::npos)
       << unknown.error().message();
   EXPECT_NE(unknown.error().message().find("no system call of that name"), std::string::npos);

@@ -5,9 +5,10 @@
 
 #include <boost/outcome/basic_result.hpp>
 #include <boost/outcome/policy/base.hpp>
-#include <boost/outcome/try.hpp>
 
+#include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -18,8 +19,9 @@
 #include <utility>
 
 /// `HUTCH_TRY(auto x, expr);` — `x` is the value of `expr` (a result), or the enclosing
-/// function returns its error. (Boost 1.74's BOOST_OUTCOME_TRY has another two-argument form
-/// than later Boosts, so hutch spells it once, here.)
+/// function returns its error. `HUTCH_TRYV(expr);` does the same for a `result<void>`. These
+/// are the one way hutch passes errors up. (Boost 1.74's BOOST_OUTCOME_TRY has another
+/// two-argument form than later Boosts, so hutch spells it once, here.)
 #define HUTCH_TRY_NAME2(a, b) a##b
 #define HUTCH_TRY_NAME(a, b) HUTCH_TRY_NAME2(a, b)
 #define HUTCH_TRY(declaration, ...)                                 \
@@ -27,77 +29,90 @@
   if (!HUTCH_TRY_NAME(hutch_try_, __LINE__))                        \
     return std::move(HUTCH_TRY_NAME(hutch_try_, __LINE__)).error(); \
   declaration = std::move(HUTCH_TRY_NAME(hutch_try_, __LINE__)).value()
+#define HUTCH_TRYV(...)                                      \
+  do {                                                       \
+    auto hutch_tryv_ = (__VA_ARGS__);                        \
+    if (!hutch_tryv_) return std::move(hutch_tryv_).error(); \
+  } while (false)
+
+// The core's steps, one table: X(name, operation, what was being done, runs in the container).
+// `operation` is the public call the step belongs to; steps that run in the container run in
+// the child between clone and exec (detail/child/).
+#define HUTCH_CORE_STEPS(X)                                                      \
+  /* Checks on the description, before anything is created. */                   \
+  X(validate, "spawn", "invalid container description", false)                   \
+  /* Host side of spawn(). */                                                    \
+  X(open_stdio, "spawn", "open stdio", false)                                    \
+  X(open_pty, "spawn", "open pseudo-terminal", false)                            \
+  X(create_pipe, "spawn", "create pipe", false)                                  \
+  X(allocate_stack, "spawn", "allocate child stack", false)                      \
+  X(clone, "spawn", "clone", false)                                              \
+  X(write_setgroups, "spawn", "write setgroups", false)                          \
+  X(write_uid_map, "spawn", "write uid_map", false)                              \
+  X(write_gid_map, "spawn", "write gid_map", false)                              \
+  X(release_child, "spawn", "release child", false)                              \
+  X(read_child_report, "spawn", "read child report", false)                      \
+  /* Inside the container, between clone and exec. */                            \
+  X(set_parent_death_signal, "spawn", "set parent death signal", true)           \
+  X(wait_for_parent, "spawn", "wait for parent", true)                           \
+  X(setup_fds, "spawn", "set up fd", true)                                       \
+  X(set_controlling_tty, "spawn", "make the terminal the controlling tty", true) \
+  X(reset_signals, "spawn", "reset signals", true)                               \
+  X(set_hostname, "spawn", "sethostname", true)                                  \
+  X(set_loopback_up, "spawn", "bring loopback up", true)                         \
+  X(unshare_time, "spawn", "unshare time namespace", true)                       \
+  X(unshare_cgroup, "spawn", "unshare cgroup namespace", true)                   \
+  X(write_timens_offsets, "spawn", "write timens_offsets", true)                 \
+  X(make_mounts_private, "spawn", "make mounts private", true)                   \
+  X(mount, "spawn", "mount", true)                                               \
+  X(remount_read_only, "spawn", "remount read-only", true)                       \
+  X(mask_path, "spawn", "mask path", true)                                       \
+  X(make_symlink, "spawn", "create symlink", true)                               \
+  X(make_directory, "spawn", "create mount point", true)                         \
+  X(pivot_root, "spawn", "pivot_root", true)                                     \
+  X(chroot, "spawn", "chroot", true)                                             \
+  X(set_rlimit, "spawn", "setrlimit", true)                                      \
+  X(set_capabilities, "spawn", "set capabilities", true)                         \
+  X(set_no_new_privs, "spawn", "set no_new_privs", true)                         \
+  X(new_session, "spawn", "setsid", true)                                        \
+  X(install_seccomp, "spawn", "install seccomp filter", true)                    \
+  X(set_groups, "spawn", "setgroups", true)                                      \
+  X(set_gid, "spawn", "setresgid", true)                                         \
+  X(set_uid, "spawn", "setresuid", true)                                         \
+  X(chdir, "spawn", "chdir", true)                                               \
+  X(exec, "spawn", "exec", true)                                                 \
+  /* Host side, after spawn(). */                                                \
+  X(wait, "wait", "waitid", false)                                               \
+  X(poll, "wait", "poll pidfd", false)                                           \
+  X(kill, "kill", "pidfd_send_signal", false)                                    \
+  X(read_output, "output", "read", false)                                        \
+  X(write_input, "output", "write", false)                                       \
+  /* Root filesystem preparation in the host. */                                 \
+  X(prepare_rootfs, "rootfs", "prepare", false)                                  \
+  X(remove_scratch, "rootfs", "remove scratch directory", false)                 \
+  X(resolve_user, "user", "resolve", false)                                      \
+  /* cgroups. */                                                                 \
+  X(cgroup_detect, "cgroup", "detect layout", false)                             \
+  X(cgroup_create, "cgroup", "create", false)                                    \
+  X(cgroup_configure, "cgroup", "set limit", false)                              \
+  X(cgroup_attach, "cgroup", "attach", false)                                    \
+  X(cgroup_read, "cgroup", "read", false)                                        \
+  X(cgroup_freeze, "cgroup", "freeze", false)                                    \
+  X(cgroup_kill, "cgroup", "kill", false)                                        \
+  X(cgroup_remove, "cgroup", "remove", false)
 
 namespace hutch {
 
 /// The step that failed. Steps run either in the host process (validation, pipes, id maps,
 /// waiting) or inside the container between clone and exec; `Error` says which.
-enum class Step : std::uint8_t {
-  // Checks on the description, before anything is created.
-  validate,
-  // Host side of spawn().
-  open_stdio,
-  open_pty,
-  create_pipe,
-  allocate_stack,
-  clone,
-  write_setgroups,
-  write_uid_map,
-  write_gid_map,
-  release_child,
-  read_child_report,
-  // Inside the container, between clone and exec (detail/child_setup.hpp).
-  set_parent_death_signal,
-  wait_for_parent,
-  setup_fds,
-  set_controlling_tty,
-  reset_signals,
-  set_hostname,
-  set_loopback_up,
-  unshare_time,
-  unshare_cgroup,
-  write_timens_offsets,
-  make_mounts_private,
-  mount,
-  remount_read_only,
-  mask_path,
-  make_symlink,
-  make_directory,
-  pivot_root,
-  chroot,
-  set_rlimit,
-  set_capabilities,
-  set_no_new_privs,
-  new_session,
-  install_seccomp,
-  set_groups,
-  set_gid,
-  set_uid,
-  chdir,
-  exec,
-  // Host side, after spawn().
-  wait,
-  poll,
-  kill,
-  read_output,
-  write_input,
-  // Root filesystem preparation in the host.
-  prepare_rootfs,
-  remove_scratch,
-  // cgroups.
-  cgroup_detect,
-  cgroup_create,
-  cgroup_configure,
-  cgroup_attach,
-  cgroup_read,
-  cgroup_freeze,
-  cgroup_kill,
-  cgroup_remove,
-  // The optional modules.
-  seccomp_compile,
-  image_open,
-  image_verify,
-  image_unpack,
+///
+/// The core's steps are the named enumerators. An optional module (seccomp, image, ...)
+/// defines its own steps as further values in a range of its own (see HUTCH_MODULE_STEPS),
+/// so the core names none of them.
+enum class Step : std::uint16_t {
+#define HUTCH_STEP_ENUMERATOR(name, operation, text, inside) name,
+  HUTCH_CORE_STEPS(HUTCH_STEP_ENUMERATOR)
+#undef HUTCH_STEP_ENUMERATOR
 };
 
 namespace detail {
@@ -108,129 +123,63 @@ struct StepInfo {
   bool in_container;           // runs in the child between clone and exec
 };
 
+inline constexpr StepInfo core_steps[] = {
+#define HUTCH_STEP_INFO(name, operation, text, inside) {operation, text, inside},
+    HUTCH_CORE_STEPS(HUTCH_STEP_INFO)
+#undef HUTCH_STEP_INFO
+};
+
+/// A module's steps are `Step` values from `module << 8`: module 1 is seccomp, 2 image, 3
+/// registry, 4 net, 5 oci, 6 gtest. Each module registers its table when its header is
+/// included (HUTCH_MODULE_STEPS), so an Error of its steps formats with their names.
+inline constexpr unsigned max_modules = 16;
+struct StepTable {
+  const StepInfo* infos;
+  std::size_t count;
+};
+inline std::atomic<const StepTable*>& module_steps(unsigned module) noexcept {
+  static std::atomic<const StepTable*> tables[max_modules] = {};
+  return tables[module % max_modules];
+}
+inline bool register_steps(unsigned module, const StepTable* table) noexcept {
+  module_steps(module).store(table, std::memory_order_release);
+  return true;
+}
+
 constexpr StepInfo step_info(Step step) noexcept {
-  switch (step) {
-    case Step::validate:
-      return {"spawn", "invalid container description", false};
-    case Step::open_stdio:
-      return {"spawn", "open stdio", false};
-    case Step::open_pty:
-      return {"spawn", "open pseudo-terminal", false};
-    case Step::create_pipe:
-      return {"spawn", "create pipe", false};
-    case Step::allocate_stack:
-      return {"spawn", "allocate child stack", false};
-    case Step::clone:
-      return {"spawn", "clone", false};
-    case Step::write_setgroups:
-      return {"spawn", "write setgroups", false};
-    case Step::write_uid_map:
-      return {"spawn", "write uid_map", false};
-    case Step::write_gid_map:
-      return {"spawn", "write gid_map", false};
-    case Step::release_child:
-      return {"spawn", "release child", false};
-    case Step::read_child_report:
-      return {"spawn", "read child report", false};
-    case Step::set_parent_death_signal:
-      return {"spawn", "set parent death signal", true};
-    case Step::wait_for_parent:
-      return {"spawn", "wait for parent", true};
-    case Step::setup_fds:
-      return {"spawn", "set up fd", true};
-    case Step::set_controlling_tty:
-      return {"spawn", "make the terminal the controlling tty", true};
-    case Step::reset_signals:
-      return {"spawn", "reset signals", true};
-    case Step::set_hostname:
-      return {"spawn", "sethostname", true};
-    case Step::set_loopback_up:
-      return {"spawn", "bring loopback up", true};
-    case Step::unshare_time:
-      return {"spawn", "unshare time namespace", true};
-    case Step::unshare_cgroup:
-      return {"spawn", "unshare cgroup namespace", true};
-    case Step::write_timens_offsets:
-      return {"spawn", "write timens_offsets", true};
-    case Step::make_mounts_private:
-      return {"spawn", "make mounts private", true};
-    case Step::mount:
-      return {"spawn", "mount", true};
-    case Step::remount_read_only:
-      return {"spawn", "remount read-only", true};
-    case Step::mask_path:
-      return {"spawn", "mask path", true};
-    case Step::make_symlink:
-      return {"spawn", "create symlink", true};
-    case Step::make_directory:
-      return {"spawn", "create mount point", true};
-    case Step::pivot_root:
-      return {"spawn", "pivot_root", true};
-    case Step::chroot:
-      return {"spawn", "chroot", true};
-    case Step::set_rlimit:
-      return {"spawn", "setrlimit", true};
-    case Step::set_capabilities:
-      return {"spawn", "set capabilities", true};
-    case Step::set_no_new_privs:
-      return {"spawn", "set no_new_privs", true};
-    case Step::new_session:
-      return {"spawn", "setsid", true};
-    case Step::install_seccomp:
-      return {"spawn", "install seccomp filter", true};
-    case Step::set_groups:
-      return {"spawn", "setgroups", true};
-    case Step::set_gid:
-      return {"spawn", "setresgid", true};
-    case Step::set_uid:
-      return {"spawn", "setresuid", true};
-    case Step::chdir:
-      return {"spawn", "chdir", true};
-    case Step::exec:
-      return {"spawn", "exec", true};
-    case Step::wait:
-      return {"wait", "waitid", false};
-    case Step::poll:
-      return {"wait", "poll pidfd", false};
-    case Step::kill:
-      return {"kill", "pidfd_send_signal", false};
-    case Step::read_output:
-      return {"output", "read", false};
-    case Step::write_input:
-      return {"output", "write", false};
-    case Step::prepare_rootfs:
-      return {"rootfs", "prepare", false};
-    case Step::remove_scratch:
-      return {"rootfs", "remove scratch directory", false};
-    case Step::cgroup_detect:
-      return {"cgroup", "detect layout", false};
-    case Step::cgroup_create:
-      return {"cgroup", "create", false};
-    case Step::cgroup_configure:
-      return {"cgroup", "set limit", false};
-    case Step::cgroup_attach:
-      return {"cgroup", "attach", false};
-    case Step::cgroup_read:
-      return {"cgroup", "read", false};
-    case Step::cgroup_freeze:
-      return {"cgroup", "freeze", false};
-    case Step::cgroup_kill:
-      return {"cgroup", "kill", false};
-    case Step::cgroup_remove:
-      return {"cgroup", "remove", false};
-    case Step::seccomp_compile:
-      return {"seccomp", "compile profile", false};
-    case Step::image_open:
-      return {"image", "open", false};
-    case Step::image_verify:
-      return {"image", "verify digest", false};
-    case Step::image_unpack:
-      return {"image", "unpack layer", false};
+  const auto value = static_cast<std::size_t>(step);
+  if (value < std::size(core_steps)) return core_steps[value];
+  if (!std::is_constant_evaluated()) {
+    if (const StepTable* table =
+            module_steps(static_cast<unsigned>(value >> 8)).load(std::memory_order_acquire);
+        table && (value & 0xff) < table->count) {
+      return table->infos[value & 0xff];
+    }
   }
   return {"hutch", "unknown step", false};
 }
 
 }  // namespace detail
+
+/// Defines a module's steps: `HUTCH_MODULE_STEPS(image, 2, TABLE)`, with TABLE a macro of
+/// X(name, operation, text) entries, gives a `Step` constant `hutch::image_step::name` for
+/// each and registers their descriptions. Use it inside `namespace hutch`.
+#define HUTCH_MODULE_STEP_INDEX(name, operation, text) name,
+#define HUTCH_MODULE_STEP_INFO(name, operation, text) {operation, text, false},
+#define HUTCH_MODULE_STEP_CONSTANT(name, operation, text) \
+  inline constexpr Step name = static_cast<Step>(base | static_cast<std::uint16_t>(Index::name));
+#define HUTCH_MODULE_STEPS(module, number, table)                                             \
+  namespace module##_step {                                                                   \
+    enum class Index : std::uint16_t { table(HUTCH_MODULE_STEP_INDEX) };                      \
+    inline constexpr std::uint16_t base = (number) << 8;                                      \
+    table(HUTCH_MODULE_STEP_CONSTANT)                                                         \
+  }                                                                                           \
+  namespace detail {                                                                          \
+  inline constexpr StepInfo module##_step_infos[] = {table(HUTCH_MODULE_STEP_INFO)};          \
+  inline constexpr StepTable module##_step_table{module##_step_infos,                         \
+                                                 std::size(module##_step_infos)};             \
+  inline const bool module##_steps_registered = register_steps(number, &module##_step_table); \
+  }
 
 /// Readable name of a step, e.g. "write uid_map".
 constexpr std::string_view step_name(Step step) noexcept {
@@ -311,8 +260,8 @@ struct abort_with_message : boost::outcome_v2::policy::base {
 
 }  // namespace detail
 
-/// Every fallible call returns a result: a value or an Error. Use `BOOST_OUTCOME_TRYV` (or
-/// test with `if (!r)`) to pass errors up; `value()` on a failed result aborts with the error.
+/// Every fallible call returns a result: a value or an Error. Pass errors up with `HUTCH_TRY`
+/// / `HUTCH_TRYV` (or test with `if (!r)`); `value()` on a failed result aborts with the error.
 ///
 /// It is Boost.Outcome's basic_result with pointer-like access added: `r->member` and `*r`
 /// read the value (and abort with the error if there is none).

@@ -23,6 +23,9 @@
 
 namespace hutch {
 
+#define HUTCH_SECCOMP_STEPS(X) X(compile, "seccomp", "compile profile")
+HUTCH_MODULE_STEPS(seccomp, 1, HUTCH_SECCOMP_STEPS)
+
 /// A seccomp profile: a default action and rules by system call name, compiled with libseccomp
 /// for the native architecture and its compat ones (x86 and x32 next to x86_64, arm next to
 /// aarch64), so a 32-bit call cannot slip past a rule written for the 64-bit one.
@@ -148,7 +151,7 @@ class Seccomp {
     const std::uint32_t default_action =
         default_error_ ? SCMP_ACT_ERRNO(*default_error_) : SCMP_ACT_ALLOW;
     scmp_filter_ctx ctx = ::seccomp_init(default_action);
-    if (!ctx) return make_error(Step::seccomp_compile, ENOMEM, "", "seccomp_init");
+    if (!ctx) return make_error(seccomp_step::compile, ENOMEM, "", "seccomp_init");
     Context owner{ctx};
     // A binary search on the call number instead of a list of compares: when the filter is
     // installed the kernel runs it once per call number and architecture (to cache the calls
@@ -160,19 +163,19 @@ class Seccomp {
 #endif
     for (std::uint32_t arch : compat_arches()) {
       int r = ::seccomp_arch_add(ctx, arch);
-      if (r < 0 && r != -EEXIST) return make_error(Step::seccomp_compile, -r, "", "arch_add");
+      if (r < 0 && r != -EEXIST) return make_error(seccomp_step::compile, -r, "", "arch_add");
     }
     for (const Rule& rule : rules_) {
       int nr = ::seccomp_syscall_resolve_name(rule.syscall.c_str());
       if (nr == __NR_SCMP_ERROR) {
         if (rule.optional) continue;  // older libseccomp: the call it lacks is not named here
-        return make_error(Step::seccomp_compile, EINVAL, rule.syscall,
+        return make_error(seccomp_step::compile, EINVAL, rule.syscall,
                           "no system call of that name (libseccomp " +
                               std::to_string(SCMP_VER_MAJOR) + "." +
                               std::to_string(SCMP_VER_MINOR) + ")");
       }
       if (rule.error != allowed && (rule.error <= 0 || rule.error > 4095)) {
-        return make_error(Step::seccomp_compile, EINVAL,
+        return make_error(seccomp_step::compile, EINVAL,
                           rule.syscall + " " + std::to_string(rule.error), "an errno is 1 to 4095");
       }
       const std::uint32_t action =
@@ -181,7 +184,7 @@ class Seccomp {
       int r;
       if (rule.condition) {
         if (rule.condition->arg > 5) {
-          return make_error(Step::seccomp_compile, EINVAL,
+          return make_error(seccomp_step::compile, EINVAL,
                             rule.syscall + " arg " + std::to_string(rule.condition->arg),
                             "system calls have arguments 0 to 5");
         }
@@ -191,7 +194,7 @@ class Seccomp {
       } else {
         r = ::seccomp_rule_add(ctx, action, nr, 0);
       }
-      if (r < 0) return make_error(Step::seccomp_compile, -r, rule.syscall, "seccomp_rule_add");
+      if (r < 0) return make_error(seccomp_step::compile, -r, rule.syscall, "seccomp_rule_add");
     }
     return export_program(ctx);
   }
@@ -229,17 +232,17 @@ class Seccomp {
   /// libseccomp 2.5 exports only to a descriptor: export into a memfd and read it back.
   static result<SeccompProgram> export_program(scmp_filter_ctx ctx) {
     Fd memory(::memfd_create("hutch-seccomp", MFD_CLOEXEC));
-    if (!memory) return last_error(Step::seccomp_compile, "memfd_create");
+    if (!memory) return last_error(seccomp_step::compile, "memfd_create");
     if (int r = ::seccomp_export_bpf(ctx, memory.get()); r < 0) {
-      return make_error(Step::seccomp_compile, -r, "", "seccomp_export_bpf");
+      return make_error(seccomp_step::compile, -r, "", "seccomp_export_bpf");
     }
     const off_t size = ::lseek(memory.get(), 0, SEEK_END);
     if (size <= 0 || size % sizeof(sock_filter) != 0) {
-      return make_error(Step::seccomp_compile, EINVAL, "", "libseccomp exported no program");
+      return make_error(seccomp_step::compile, EINVAL, "", "libseccomp exported no program");
     }
     std::vector<sock_filter> program(static_cast<std::size_t>(size) / sizeof(sock_filter));
     if (::pread(memory.get(), program.data(), static_cast<std::size_t>(size), 0) != size) {
-      return last_error(Step::seccomp_compile, "memfd read");
+      return last_error(seccomp_step::compile, "memfd read");
     }
     return SeccompProgram(std::move(program));
   }

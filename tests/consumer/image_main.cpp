@@ -5,5 +5,5 @@ int main() {
   auto image = hutch::Image::open("/no/such/layout", "latest");
   if (image) return 1;
   fmt::print("{}\n", image.error());
-  return image.error().step == hutch::Step::image_open ? 0 : 1;
+  return image.error().step == hutch::image_step::open ? 0 : 1;
 }

@@ -85,8 +85,8 @@ struct Plan {
   bool loopback_up = false;
   bool unshare_cgroup = false;
   /// cgroup v1: the host creates our cgroup and moves us into it while we set up (clone
-  /// cannot place us, and the other CPU is idle); we wait for its second byte on
-  /// sync_read_fd before entering a cgroup namespace and before anything runs. Where: at the
+  /// cannot place us, and the other CPU is idle); we wait for SyncPoint::cgroup_joined
+  /// before entering a cgroup namespace and before anything runs. Where: at the
   /// enter_cgroup step, which every plan with mount steps has once; without mount steps,
   /// before any other step.
   bool late_cgroup = false;
@@ -130,12 +130,12 @@ struct Plan {
   const FdMove* fd_moves = nullptr;
   std::size_t fd_move_count = 0;
   int max_target = 2;
-  bool tty = false;        // stdio is a pseudo-terminal: new session, controlling tty on fd 0
-  int error_fd = -1;       // write end of the close-on-exec report pipe
-  int sync_read_fd = -1;   // the host writes one byte when the child may go on
-  int sync_write_fd = -1;  // the child's copy of the host end, closed first thing
-  /// Container::create(): the child has memory of its own (no CLONE_VM) and, set up, writes
-  /// one byte on sync_read_fd and waits there for one more before it execs (start()).
+  bool tty = false;       // stdio is a pseudo-terminal: new session, controlling tty on fd 0
+  int error_fd = -1;      // write end of the close-on-exec report pipe
+  int sync_fd = -1;       // the child's end of the sync socket (detail/sync.hpp)
+  int host_sync_fd = -1;  // the child's copy of the host end, closed first thing
+  /// Container::create(): the child has memory of its own (no CLONE_VM) and, set up,
+  /// announces SyncPoint::ready on sync_fd and waits there for SyncPoint::start.
   bool wait_for_start = false;
 };
 

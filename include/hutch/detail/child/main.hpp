@@ -1,0 +1,76 @@
+// hutch — the child side of spawn(), between clone and exec: the whole setup, in order.
+//
+// ============================================================================================
+//  WARNING: runs between clone and exec in a child that shares the host's memory; see
+//  detail/child/report.hpp. Raw system calls only: no allocation, no locks, no errno.
+// ============================================================================================
+#pragma once
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include "../plan.hpp"
+#include "../sync.hpp"
+#include "../syscall.hpp"
+#include "credentials.hpp"
+#include "exec.hpp"
+#include "fds.hpp"
+#include "mounts.hpp"
+#include "process.hpp"
+#include "report.hpp"
+#include "signals.hpp"
+#include "sync.hpp"
+
+namespace hutch::detail::child {
+
+/// The child's entry point (clone3's function): the sync points are those of
+/// detail/sync.hpp. Never returns.
+HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
+  const Plan& plan = *static_cast<const Plan*>(argument);
+  const bool closed = close_unneeded_fds(plan);
+  if (plan.die_with_parent) {
+    long r = raw::sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (r < 0) fail(plan, Step::set_parent_death_signal, r);
+  }
+  if (!closed) raw::sys(SYS_close, plan.host_sync_fd);
+  await(plan, SyncPoint::ids_mapped);
+  if (!plan.late_cgroup && !plan.wait_for_start) raw::sys(SYS_close, plan.sync_fd);
+
+  reset_signal_handlers(plan);
+  if (plan.mount_count == 0) enter_cgroup(plan);  // else at its mount step
+  if (plan.unshare_time) enter_time_namespace(plan);
+  // Non-dumpable until execve gives the command its own memory: nothing may ptrace us or read
+  // our memory (the host's: CLONE_VM) through /proc during setup (set after
+  // timens_offsets: a non-dumpable process's /proc files belong to the host's root). The flag is
+  // the shared mm's, so the host restores its own once we have exec'd (see DumpableWindow).
+  raw::sys(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+  set_up_host_identity(plan);
+  run_mount_steps(plan);
+
+  int error_fd = plan.error_fd;
+  int sync_fd = plan.wait_for_start ? plan.sync_fd : -1;
+  setup_fds(plan, error_fd, sync_fd);
+  Plan patched = plan;  // the report pipe may have moved (and the sync socket: sync_fd)
+  patched.error_fd = error_fd;
+  start_session(patched);
+  apply_credentials(patched);
+  if (patched.cwd) {
+    long r = raw::sys(SYS_chdir, patched.cwd);
+    if (r < 0) fail(patched, Step::chdir, r);
+  }
+  if (patched.test_pause_fd >= 0) {
+    char go = 0;
+    raw::sys_retry(SYS_read, patched.test_pause_fd, &go, 1);
+  }
+  if (patched.wait_for_start) {
+    // Set up: say so, then wait for start(). End of file: the Created handle is gone.
+    announce(sync_fd, SyncPoint::ready);
+    await(sync_fd, SyncPoint::start);
+    raw::sys(SYS_close, sync_fd);
+  }
+  if (patched.seccomp_length > 0) install_seccomp(patched);
+  exec(patched);
+}
+
+}  // namespace hutch::detail::child

@@ -1,0 +1,38 @@
+// hutch — everything one launch owns: the plan, the strings and arrays it points into, the
+// pipes and the sync socket. It outlives the child's use of them (until exec or exit); for a
+// created container it lives on in the Created handle until start().
+#pragma once
+
+#include <sys/types.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "../fd.hpp"
+#include "plan.hpp"
+#include "scratch.hpp"
+
+namespace hutch::detail {
+
+struct LaunchState {
+  Plan plan;
+  std::vector<std::string> strings_argv, strings_env, strings_exec;
+  std::vector<const char*> argv, envp, exec_paths;
+  std::string hostname, cwd, timens_offsets;
+  std::vector<gid_t> groups;
+  std::vector<RlimitStep> rlimits;
+  std::deque<std::string> mount_strings;  // stable addresses for MountStep pointers
+  std::vector<MountStep> mounts;
+  std::vector<FdMove> fd_moves;
+  Fd child_stdio[3];  // the container's ends
+  Fd host_stdio[3];   // the host's ends of pipes
+  Fd pty_master;      // the host's end of the container's terminal
+  Fd report_read, report_write;
+  Fd sync_host, sync_child;
+  bool searched_path = false;
+  std::string search_path;
+  ScratchDir scratch;
+};
+
+}  // namespace hutch::detail

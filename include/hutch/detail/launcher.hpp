@@ -1,0 +1,244 @@
+// hutch — the launcher: clone the child on the plan, walk it through the sync points of
+// detail/sync.hpp, wait for its exec (or, created, for its start), and hand back a Child.
+#pragma once
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "../cgroup.hpp"
+#include "../child.hpp"
+#include "../error.hpp"
+#include "child/main.hpp"
+#include "child_report.hpp"
+#include "clone.hpp"
+#include "id_maps.hpp"
+#include "launch_state.hpp"
+#include "prepare.hpp"
+#include "spec.hpp"
+#include "sync.hpp"
+#include "syscall.hpp"
+#include "validate.hpp"
+
+namespace hutch::detail {
+
+/// What create() hands to Created: the container waiting before its command, and the state
+/// start() needs (the report pipe, the sync socket, the names for its errors).
+struct Launched {
+  Child child;
+  std::unique_ptr<LaunchState> state;
+};
+
+/// Whether `pid` sits in the time namespace it made for its children (a dead process counts
+/// as yes: there is nothing left to run in the wrong one).
+inline bool entered_time_namespace(pid_t pid) {
+  struct stat self {
+  }, children{};
+  const std::string base = fmt::format("/proc/{}/ns/time", pid);
+  if (::stat(base.c_str(), &self) != 0) return true;
+  if (::stat((base + "_for_children").c_str(), &children) != 0) return true;
+  return self.st_ino == children.st_ino;
+}
+
+/// After exec: a new time namespace must hold the command.
+inline result<void> check_time_namespace(const Plan& plan, pid_t pid) {
+  if (plan.unshare_time && !entered_time_namespace(pid)) {
+    return make_error(Step::unshare_time, ENOTSUP, "",
+                      "this kernel does not move a process into its new time namespace at exec "
+                      "(6.1 does not, 6.18 does)");
+  }
+  return success();
+}
+
+/// Waits for the child to exec: end of file on the close-on-exec report pipe (or its death;
+/// either way it no longer uses the stack or the plan). A report is its failure.
+inline result<void> await_exec(LaunchState& s, pid_t pid) {
+  ChildReport report{};
+  ssize_t n = sys::retry([&] { return ::read(s.report_read.get(), &report, sizeof report); });
+  if (n < 0) return last_error(Step::read_child_report);
+  if (n == static_cast<ssize_t>(sizeof report)) {
+    s.report_read.reset();  // consumed: reported_or() does not look again
+    return child_error(s, report);
+  }
+  return check_time_namespace(s.plan, pid);
+}
+
+inline Error clone_error(Namespaces ns, int err) {
+  std::string note;
+  if (err == EPERM && !ns.empty() && !ns.contains(Namespace::user) && ::geteuid() != 0) {
+    note = "creating namespaces needs CAP_SYS_ADMIN; add Namespace::user to run rootless";
+  } else if ((err == EPERM || err == ENOSPC || err == EUSERS) && ns.contains(Namespace::user)) {
+    note =
+        "the kernel refused a user namespace: see user.max_user_namespaces and "
+        "kernel.unprivileged_userns_clone";
+  } else if (err == EINVAL) {
+    note = "the kernel does not support one of the requested namespaces";
+  }
+  return make_error(Step::clone, err, "", std::move(note));
+}
+
+/// One launch: spawn() (the child shares our memory and execs as soon as it is set up) or
+/// create() (a copy of our memory; it waits at SyncPoint::start).
+class Launcher {
+ public:
+  static result<Child> spawn(const Spec& c) {
+    HUTCH_TRYV(validate(c));
+    LaunchState state;
+    Launcher launcher(c, state, false);
+    return launcher.run();
+  }
+
+  static result<Launched> create(const Spec& c) {
+    HUTCH_TRYV(validate(c));
+    auto state = std::make_unique<LaunchState>();
+    Launcher launcher(c, *state, true);
+    HUTCH_TRY(Child child, launcher.run());
+    return Launched{std::move(child), std::move(state)};
+  }
+
+  /// Created::start(): lets the waiting child exec. Any failure ends the container (the
+  /// Child, destroyed here, kills and reaps it and removes what it had).
+  static result<Child> start(std::unique_ptr<LaunchState>& state, Child& created) {
+    if (!state) {
+      return make_error(Step::release_child, EALREADY, "",
+                        "a created container starts once (this one did, or failed to)");
+    }
+    const std::unique_ptr<LaunchState> owned = std::move(state);
+    LaunchState& s = *owned;
+    Child child = std::move(created);
+    // Once it is dead, its report (if it wrote one) names the real cause.
+    auto failed = [&](Error e) -> Error {
+      (void)child.kill(SIGKILL);
+      (void)child.wait();
+      return reported_or(s, std::move(e));
+    };
+    if (auto released = release(s.sync_host.get(), SyncPoint::start); !released) {
+      return failed(released.error());
+    }
+    if (auto exec = await_exec(s, child.pid()); !exec) return failed(exec.error());
+    return child;
+  }
+
+ private:
+  Launcher(const Spec& c, LaunchState& s, bool create) : c_(c), s_(s), create_(create) {}
+
+  result<Child> run() {
+    HUTCH_TRYV(prepare(c_, s_, create_));
+    HUTCH_TRYV(cgroup_before_clone());
+    if (!stack_.allocate()) return last_error(Step::allocate_stack);
+    HUTCH_TRYV(clone_child());
+    if (auto walked = handshake(); !walked) return abandon(walked.error());
+    if (create_) {
+      if (auto ready = await_child(s_.sync_host.get(), SyncPoint::ready); !ready) {
+        return abandon(ready.error());
+      }
+    } else {
+      auto exec = await_exec(s_, static_cast<pid_t>(pid_));
+      non_dumpable_.reset();
+      if (!exec) return abandon(exec.error());
+    }
+    return assemble();
+  }
+
+  /// v2: the cgroup is created now, so that clone3 starts the child inside it. v1 cannot
+  /// place a child at clone: the cgroup is made and joined while the child sets up
+  /// (Plan::late_cgroup).
+  result<void> cgroup_before_clone() {
+    if (!c_.cgroup) return success();
+    HUTCH_TRY(const CGroupLayout layout, LiveCGroup::check(*c_.cgroup));
+    if (layout == CGroupLayout::unified) {
+      HUTCH_TRY(LiveCGroup created, LiveCGroup::create(*c_.cgroup));
+      cgroup_.emplace(std::move(created));
+      cgroup_fd_ = cgroup_->open_for_clone();
+    } else {
+      s_.plan.late_cgroup = true;
+    }
+    return success();
+  }
+
+  result<void> clone_child() {
+    int pidfd = -1;
+    auto start = [&] {
+      BlockAllSignals blocked;
+      return start_child(child::main, &s_.plan, c_.namespaces.clone_flags(), stack_, pidfd,
+                         cgroup_fd_.get(), placed_, s_.plan.handlers_cleared, !create_);
+    };
+    // A created child copies our memory's dumpable flag: copy it while no spawn has it
+    // cleared, or a rootless host could not write the child's id maps.
+    pid_ = create_ ? DumpableWindow::when_all_closed(start) : start();
+    if (pid_ < 0) return clone_error(c_.namespaces, static_cast<int>(-pid_));
+    pidfd_.reset(pidfd);
+    s_.report_write.reset();
+    s_.sync_child.reset();
+    return success();
+  }
+
+  /// The host's side of the sync points before exec (detail/sync.hpp).
+  result<void> handshake() {
+    if (c_.namespaces.contains(Namespace::user)) {
+      HUTCH_TRYV(DumpableWindow::when_all_closed(
+          [&] { return write_id_maps(c_.uid_map, c_.gid_map, pid_); }));
+    }
+    if (cgroup_ && !placed_) {
+      // v2 on a kernel without CLONE_INTO_CGROUP: attach before the child may go on, so its
+      // command never runs outside its limits.
+      HUTCH_TRYV(cgroup_->attach(static_cast<pid_t>(pid_)));
+    }
+    if (!create_) non_dumpable_.emplace();  // our memory is the child's until exec
+    HUTCH_TRYV(release(s_.sync_host.get(), SyncPoint::ids_mapped));
+    if (s_.plan.late_cgroup) {
+      HUTCH_TRY(LiveCGroup created, LiveCGroup::create(*c_.cgroup));
+      cgroup_.emplace(std::move(created));
+      HUTCH_TRYV(cgroup_->attach(static_cast<pid_t>(pid_)));
+      HUTCH_TRYV(release(s_.sync_host.get(), SyncPoint::cgroup_joined));
+    }
+    return success();
+  }
+
+  /// Kills and reaps the child. If it had already failed on its own, its report names the
+  /// real cause (a host step may fail only because the child is gone).
+  Error abandon(Error e) {
+    sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+    s_.sync_host.reset();
+    siginfo_t info{};
+    sys::retry(
+        [&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED); });
+    non_dumpable_.reset();
+    return reported_or(s_, std::move(e));
+  }
+
+  Child assemble() {
+    Teardown teardown;
+    std::string scratch_dir = s_.scratch.path();
+    if (!s_.scratch.path().empty()) {
+      auto scratch = std::make_shared<ScratchDir>(std::move(s_.scratch));
+      teardown = [scratch] { (void)scratch->remove(); };
+    }
+    Child child(static_cast<pid_t>(pid_), std::move(pidfd_), std::move(s_.host_stdio[0]),
+                std::move(s_.host_stdio[1]), std::move(s_.host_stdio[2]), std::move(cgroup_),
+                std::move(teardown), c_.namespaces.contains(Namespace::mount));
+    child.pty() = std::move(s_.pty_master);
+    child.set_scratch_dir(std::move(scratch_dir));
+    return child;
+  }
+
+  const Spec& c_;
+  LaunchState& s_;
+  const bool create_;
+  std::optional<LiveCGroup> cgroup_;
+  Fd cgroup_fd_;
+  Stack stack_;
+  Fd pidfd_;
+  long pid_ = -1;
+  bool placed_ = false;
+  std::optional<DumpableWindow> non_dumpable_;
+};
+
+}  // namespace hutch::detail

@@ -1,0 +1,66 @@
+// hutch — what a Container describes, as plain data: the launcher reads it, nothing else
+// needs to reach into Container.
+#pragma once
+
+#include <sys/ioctl.h>
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../cgroup.hpp"
+#include "../namespaces.hpp"
+#include "../rootfs.hpp"
+#include "../security.hpp"
+#include "../stdio.hpp"
+
+namespace hutch {
+/// The PATH a container gets unless its environment sets one (Docker's default).
+inline constexpr std::string_view default_path =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}  // namespace hutch
+
+namespace hutch::detail {
+
+enum class EnvBase { defaults, empty, host };
+
+struct UserIds {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+};
+
+struct PassedFd {
+  int host;
+  int inside;
+};
+
+struct Spec {
+  std::vector<std::string> argv;
+  EnvBase env_base = EnvBase::defaults;
+  std::vector<std::pair<std::string, std::optional<std::string>>> env_changes;
+  std::optional<std::string> cwd;
+  std::optional<std::string> hostname;
+  Namespaces namespaces = Namespaces::all();
+  std::vector<IdMap> uid_map, gid_map;
+  std::optional<TimeOffsets> time_offsets;
+  std::optional<UserIds> user;
+  Stdio stdio[3] = {Stdio::inherit(), Stdio::inherit(), Stdio::inherit()};
+  std::vector<PassedFd> passed_fds;
+  std::optional<RootFs> rootfs;
+  std::optional<CGroup> cgroup;
+  bool die_with_parent = true;
+  bool tty = false;
+  std::optional<winsize> tty_size;
+  Capabilities capabilities = Capabilities::defaults();
+  bool no_new_privs = true;
+  bool new_session = true;
+  mode_t umask = 022;
+  SeccompProgram seccomp;
+  std::vector<Rlimit> rlimits;
+};
+
+}  // namespace hutch::detail

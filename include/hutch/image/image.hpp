@@ -1,0 +1,165 @@
+// hutch — image module: Image, an OCI image opened from a layout or a `docker save` archive,
+// its layers unpacked into a store and turned into a Container.
+#pragma once
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../container.hpp"
+#include "../error.hpp"
+#include "../user.hpp"
+#include "config.hpp"
+#include "digest.hpp"
+#include "docker_save.hpp"
+#include "layout.hpp"
+#include "store.hpp"
+#include "unpacker.hpp"
+
+namespace hutch {
+
+/// An OCI image: its config and layers, read from an OCI image layout directory (what
+/// `skopeo copy ... oci:DIR:TAG`, `umoci` and `buildah push oci:` write) or a `docker save`
+/// archive. Every blob is checked against its digest before it is used.
+class Image {
+ public:
+  using Options = ImageOptions;
+
+  /// Opens the image `reference` (a tag such as "latest", the ref.name annotation, or a
+  /// manifest digest "sha256:...") in `path`. An empty reference takes the only image there.
+  static result<Image> open(const std::string& path, const std::string& reference = {},
+                            Options options = {}) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return last_error(image_step::open, path);
+    std::string dir = path;
+    if (!S_ISDIR(st.st_mode)) {
+      ImageStore store = options.store ? *options.store : ImageStore::default_store();
+      HUTCH_TRY(dir, detail::unpack_archive(path, store));
+    }
+    Image image;
+    image.d_.dir = dir;
+    if (::access((dir + "/index.json").c_str(), F_OK) == 0) {
+      HUTCH_TRYV(detail::open_layout(image.d_, reference, options));
+    } else if (::access((dir + "/manifest.json").c_str(), F_OK) == 0) {
+      HUTCH_TRYV(detail::open_docker_save(image.d_, reference, options));
+    } else {
+      return make_error(image_step::open, ENOENT, path,
+                        "neither an OCI image layout (index.json) nor a docker save archive "
+                        "(manifest.json)");
+    }
+    return image;
+  }
+
+  const ImageConfig& config() const noexcept { return d_.config; }
+  const std::vector<ImageLayer>& layers() const noexcept { return d_.layers; }
+  /// The digest of the image's config blob: the image id.
+  const std::string& id() const noexcept { return d_.config_digest; }
+
+  /// The command docker would run: Entrypoint + Cmd, or Entrypoint + `args` when the user
+  /// gives a command (which replaces Cmd); without an Entrypoint, `args` alone.
+  std::vector<std::string> command(const std::vector<std::string>& args = {}) const {
+    std::vector<std::string> out = d_.config.entrypoint;
+    const auto& tail = args.empty() ? d_.config.cmd : args;
+    out.insert(out.end(), tail.begin(), tail.end());
+    return out;
+  }
+
+  /// Unpacks the layers into `store` (once: what is there is reused) and returns the
+  /// directories to stack, bottom first. With privilege (root) each layer is its own
+  /// directory with overlayfs whiteouts, shared between images; without, the image is
+  /// applied into one directory keyed by its chain id (files then belong to the caller:
+  /// a warning in `ownership_note()`).
+  result<std::vector<std::string>> unpack(const ImageStore& store,
+                                          const ProgressCallback& progress = {}) const {
+    if (d_.layers.empty()) return make_error(image_step::unpack, EINVAL, id(), "no layers");
+    const std::string base = store.dir();
+    HUTCH_TRYV(detail::make_dirs(base));
+    std::vector<std::string> dirs;
+    if (::geteuid() == 0) {
+      for (std::size_t i = 0; i < d_.layers.size(); ++i) {
+        const ImageLayer& layer = d_.layers[i];
+        const std::string final = base + "/layers/sha256/" + detail::hex_of(layer.diff_id);
+        HUTCH_TRY(auto dir, detail::store_entry(base, final, [&](const std::string& tmp) {
+                    detail::LayerUnpacker unpacker(
+                        layer, tmp, detail::LayerUnpacker::Whiteouts::overlay, progress, state(i));
+                    return unpacker.run();
+                  }));
+        dirs.push_back(std::move(dir));
+      }
+      return dirs;
+    }
+    const std::string final = base + "/flat/sha256/" + detail::hex_of(chain_id());
+    HUTCH_TRY(
+        auto dir, detail::store_entry(base, final, [&](const std::string& tmp) -> result<void> {
+          for (std::size_t i = 0; i < d_.layers.size(); ++i) {
+            detail::LayerUnpacker unpacker(
+                d_.layers[i], tmp, detail::LayerUnpacker::Whiteouts::apply, progress, state(i));
+            HUTCH_TRYV(unpacker.run());
+          }
+          return success();
+        }));
+    dirs.push_back(std::move(dir));
+    return dirs;
+  }
+
+  /// Without privilege files cannot keep their owners: they belong to the caller (root in
+  /// the container's default user namespace). Empty when owners are kept.
+  static std::string ownership_note() {
+    return ::geteuid() == 0 ? std::string()
+                            : "unpacked without privilege: every file belongs to the caller "
+                              "(root inside the container)";
+  }
+
+  /// OCI's ChainID of the layers: the identity of the stack as a whole.
+  std::string chain_id() const {
+    std::string chain;
+    for (const ImageLayer& l : d_.layers) {
+      chain = chain.empty() ? l.diff_id : detail::Sha256::of(chain + " " + l.diff_id);
+    }
+    return chain;
+  }
+
+  /// A Container set up the way `docker run IMAGE` would: the image's layers under a writable
+  /// overlay, its Entrypoint + Cmd, Env (replacing hutch's minimal one), WorkingDir and User.
+  /// Change anything afterwards; `image.command(args)` applies docker's rules to a command of
+  /// your own. As root, a non-root `User` runs under an identity map of ids 0-65535 (as docker
+  /// without userns-remap does); rootless, only root is mapped.
+  result<Container> container(const ImageStore& store,
+                              const ProgressCallback& progress = {}) const {
+    const Image& image = *this;
+    HUTCH_TRY(auto dirs, image.unpack(store, progress));
+    std::vector<std::string> top_first(dirs.rbegin(), dirs.rend());
+    HUTCH_TRY(auto ids, resolve_user(top_first, image.config().user));
+    Container c;
+    auto command = image.command();
+    if (command.empty()) {
+      return make_error(image_step::open, EINVAL, image.id(), "the image has no Entrypoint or Cmd");
+    }
+    c.command(command);
+    c.env_clear();
+    for (const std::string& kv : image.config().env) {
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) continue;
+      c.env(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    if (!image.config().working_dir.empty()) c.cwd(image.config().working_dir);
+    if (ids.first != 0 || ids.second != 0) {
+      if (::geteuid() == 0) c.uid_map({{0, 0, 65536}}).gid_map({{0, 0, 65536}});
+      c.user(ids.first, ids.second);
+    }
+    c.rootfs(RootFs::layers(std::move(dirs)));
+    return c;
+  }
+
+ private:
+  LayerProgress state(std::size_t i) const {
+    return {i, d_.layers.size(), d_.layers[i].digest, 0, d_.layers[i].size};
+  }
+
+  detail::ImageData d_;
+};
+
+}  // namespace hutch

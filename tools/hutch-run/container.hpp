@@ -1,0 +1,106 @@
+// hutch-run: RunOptions turned into a hutch::Container, with docker's security defaults.
+#pragma once
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <hutch/hutch.hpp>
+
+#include "options.hpp"
+
+namespace hutch_run {
+
+/// Docker's rules for --cap-add/--cap-drop: drops apply first, ALL means every one.
+inline hutch::Capabilities capabilities(const RunOptions& o) {
+  hutch::Capabilities caps = hutch::Capabilities::defaults();
+  for (const auto& name : o.cap_drop) {
+    caps = name == "ALL" || name == "all" ? hutch::Capabilities::none()
+                                          : caps.drop(*hutch::parse_capability(name));
+  }
+  for (const auto& name : o.cap_add) {
+    caps = name == "ALL" || name == "all" ? hutch::Capabilities::all()
+                                          : caps.add(*hutch::parse_capability(name));
+  }
+  return caps;
+}
+
+/// The root: the directory or the image's layers, always under an overlay. With --rm the
+/// writable layer goes with the container; without, it is kept in a directory of the
+/// caller's (its path is printed at the end).
+inline hutch::result<hutch::RootFs> root_filesystem(const RunOptions& o,
+                                                    const std::vector<std::string>& layers,
+                                                    std::string& keep_parent) {
+  hutch::RootFs root =
+      layers.empty() ? hutch::RootFs::directory(o.rootfs) : hutch::RootFs::layers(layers);
+  if (o.remove) {
+    root.overlay();
+  } else {
+    const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+    keep_parent = fmt::format("{}/hutch-run", runtime && *runtime ? runtime : "/tmp");
+    std::error_code ec;
+    std::filesystem::create_directories(keep_parent, ec);
+    root.overlay(keep_parent, /*keep=*/true);
+  }
+  if (o.read_only) root.read_only();
+  for (const auto& volume : o.volumes) {
+    std::error_code ec;
+    auto host = std::filesystem::absolute(volume.host, ec);
+    if (ec) return hutch::make_error(hutch::Step::validate, ec.value(), volume.host, "--volume");
+    root.bind(host.string(), volume.inside,
+              volume.read_only ? hutch::read_only : hutch::read_write);
+  }
+  return root;
+}
+
+/// Everything but the root and the command: namespaces, stdio, terminal, identity, security
+/// and limits. `roots` are where --user names are looked up (the rootfs, or the layers top
+/// first).
+inline hutch::result<void> configure(hutch::Container& c, const RunOptions& o,
+                                     const std::vector<std::string>& roots,
+                                     std::vector<sock_filter> seccomp_program) {
+  hutch::Namespaces namespaces = hutch::Namespaces::all();
+  if (o.network == "host") namespaces = namespaces.without(hutch::Namespace::net);
+  c.namespaces(namespaces)
+      .std_in(o.interactive ? hutch::Stdio::inherit() : hutch::Stdio::null())
+      .tty(o.tty);
+  if (o.tty) {
+    c.env("TERM", std::getenv("TERM") ? std::getenv("TERM") : "xterm");
+    // The caller's window size from the first instruction; changes follow by SIGWINCH.
+    winsize size{};
+    if (::ioctl(0, TIOCGWINSZ, &size) == 0 || ::ioctl(1, TIOCGWINSZ, &size) == 0) {
+      c.tty_size(size.ws_row, size.ws_col);
+    }
+  }
+  if (!o.hostname.empty()) c.hostname(o.hostname);
+  for (const auto& [key, value] : o.env) c.env(key, value);
+  if (!o.workdir.empty()) c.cwd(o.workdir);
+  if (!o.user.empty()) {
+    auto ids = hutch::resolve_user(roots, o.user);
+    if (!ids) return hutch::invalid(fmt::format("--user {}", o.user), ids.error().message());
+    // The user's id must be mapped in the user namespace. As root, map ids 0-65535 onto
+    // themselves, as docker does without userns-remap, so the root filesystem's owners stay
+    // who they are; rootless, only the caller's own id can be mapped (it is 0 inside).
+    if (::geteuid() == 0) c.uid_map({{0, 0, 65536}}).gid_map({{0, 0, 65536}});
+    c.user(ids->first, ids->second);
+  }
+  c.capabilities(capabilities(o));
+  for (const auto& limit : o.ulimits) c.rlimit(limit.resource, limit.soft, limit.hard);
+  if (!o.no_new_privs) c.no_new_privs(false);
+  if (o.seccomp) c.seccomp(hutch::SeccompProgram(std::move(seccomp_program)));
+  if (o.memory || o.cpus || o.pids) {
+    hutch::CGroup limits;
+    if (o.memory) limits.memory_max(*o.memory);
+    if (o.cpus) limits.cpu_max(*o.cpus);
+    if (o.pids) limits.pids_max(*o.pids);
+    c.cgroup(limits);
+  }
+  return hutch::success();
+}
+
+}  // namespace hutch_run

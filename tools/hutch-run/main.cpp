@@ -1,0 +1,263 @@
+// hutch-run: a small `docker run` on the library, with no daemon.
+//
+//   hutch-run (--rootfs DIR | --image PATH[:REF]) [OPTIONS] [--] CMD [ARG...]
+//
+// Security as docker's defaults: Docker's 14 capabilities, no_new_privs, and hutch's default
+// seccomp profile (hutch/seccomp.hpp). The root filesystem is used through a copy-on-write
+// overlay: the directory itself is never written. With --rm the writable layer is thrown
+// away; without it, it is kept and its path printed, as `docker run` without --rm keeps the
+// stopped container. Exit status as docker's: the command's own, 128+N when killed by signal
+// N, 125 when hutch-run itself fails, 126 when the command cannot be executed, 127 when it is
+// not found.
+//
+// Built twice: `hutch-run` starts fast (static, no libarchive or OpenSSL to load, the default
+// seccomp profile compiled at build time) and hands --image runs to `hutch-run-image` next to
+// it, the same program built with hutch::image.
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <hutch/hutch.hpp>
+#if HUTCH_RUN_IMAGE
+#include <hutch/image.hpp>
+#endif
+
+#include "container.hpp"
+#include "default_seccomp.inc"
+#include "options.hpp"
+
+namespace {
+
+constexpr int exit_hutch_failed = 125;
+
+int fail(std::string_view message) {
+  fmt::print(stderr, "hutch-run: {}\n", message);
+  return exit_hutch_failed;
+}
+
+int fail(const hutch::Error& e) {
+  if (e.step == hutch::Step::validate && e.errno_value() == EINVAL) {
+    if (e.subject.empty()) {
+      fmt::print(stderr, "hutch-run: {}\n", e.note);
+    } else {
+      fmt::print(stderr, "hutch-run: {}: {}\n", e.subject, e.note);
+    }
+    return exit_hutch_failed;
+  }
+  return fail(e.message());
+}
+
+/// Puts the terminal on stdin in raw mode for the lifetime of the object.
+class RawTerminal {
+ public:
+  RawTerminal() {
+    if (::tcgetattr(0, &saved_) != 0) return;
+    termios raw = saved_;
+    ::cfmakeraw(&raw);
+    active_ = ::tcsetattr(0, TCSANOW, &raw) == 0;
+  }
+  ~RawTerminal() {
+    if (active_) ::tcsetattr(0, TCSANOW, &saved_);
+  }
+
+ private:
+  termios saved_{};
+  bool active_ = false;
+};
+
+void copy_window_size(hutch::Child& child) {
+  winsize size{};
+  if (::ioctl(0, TIOCGWINSZ, &size) == 0 || ::ioctl(1, TIOCGWINSZ, &size) == 0) {
+    (void)child.resize(size.ws_row, size.ws_col);
+  }
+}
+
+void copy(int from, int to, bool& open) {
+  char buffer[65536];
+  ssize_t n = ::read(from, buffer, sizeof buffer);
+  if (n > 0) {
+    (void)!::write(to, buffer, static_cast<std::size_t>(n));
+  } else {
+    open = false;  // EOF, or EIO: every process inside closed the terminal
+  }
+}
+
+/// Drains what the terminal still holds. The kernel moves what the container wrote to the
+/// master asynchronously, so wait for the end (EIO once the last writer is gone), not just
+/// for what is there now.
+void drain(hutch::Child& child) {
+  for (bool open = true; open;) {
+    pollfd p{child.pty().get(), POLLIN, 0};
+    if (::poll(&p, 1, 500) <= 0) break;
+    copy(child.pty().get(), 1, open);
+  }
+}
+
+/// Waits for the container while passing on signals (and, with a terminal, its bytes).
+hutch::result<hutch::ExitStatus> supervise(hutch::Child& child, int signals, bool tty) {
+  std::optional<RawTerminal> raw;
+  if (tty && ::isatty(0)) raw.emplace();
+  bool stdin_open = tty;
+  for (;;) {
+    pollfd fds[4] = {{child.pidfd(), POLLIN, 0},
+                     {signals, POLLIN, 0},
+                     {tty ? child.pty().get() : -1, POLLIN, 0},
+                     {stdin_open ? 0 : -1, POLLIN, 0}};
+    if (::poll(fds, 4, -1) < 0 && errno != EINTR) break;
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info{};
+      if (::read(signals, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        if (info.ssi_signo == SIGWINCH) {
+          copy_window_size(child);
+        } else {
+          (void)child.kill(static_cast<int>(info.ssi_signo));
+        }
+      }
+    }
+    if (fds[2].revents & (POLLIN | POLLHUP)) copy(child.pty().get(), 1, tty);
+    if (fds[3].revents & (POLLIN | POLLHUP)) copy(0, child.pty().get(), stdin_open);
+    if (fds[0].revents & POLLIN) {
+      if (tty) drain(child);
+      break;
+    }
+  }
+  raw.reset();
+  return child.wait();
+}
+
+#if !HUTCH_RUN_IMAGE
+/// --image: run hutch-run-image, the build of this program with image support, from the
+/// directory this one is in, with the same arguments.
+int run_image_build(char** argv) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return fail(fmt::format("--image: cannot find hutch-run-image: {}", ec.message()));
+  const std::string helper = (self.parent_path() / "hutch-run-image").string();
+  argv[0] = const_cast<char*>(helper.c_str());
+  ::execv(helper.c_str(), argv);
+  return fail(fmt::format("--image needs {}: {}", helper, std::strerror(errno)));
+}
+#else
+/// PATH[:REF]: the path is the longest prefix that exists ("saved.tar:name:tag" gives the
+/// archive and "name:tag").
+std::pair<std::string, std::string> split_image(const std::string& ref) {
+  std::error_code ec;
+  if (std::filesystem::exists(ref, ec)) return {ref, ""};
+  for (auto colon = ref.rfind(':'); colon != std::string::npos && colon > 0;
+       colon = ref.rfind(':', colon - 1)) {
+    if (std::filesystem::exists(ref.substr(0, colon), ec)) {
+      return {ref.substr(0, colon), ref.substr(colon + 1)};
+    }
+  }
+  return {ref, ""};
+}
+
+/// An image gives the root (its layers), the command and its environment; flags override.
+hutch::result<hutch::Container> from_image(const hutch_run::RunOptions& o,
+                                           std::vector<std::string>& layers) {
+  const auto [path, tag] = split_image(o.image);
+  hutch::ImageStore store =
+      o.store.empty() ? hutch::ImageStore::default_store() : hutch::ImageStore(o.store);
+  HUTCH_TRY(const hutch::Image image, hutch::Image::open(path, tag, {.store = store}));
+  bool drawn = false;
+  auto progress = [&](const hutch::LayerProgress& p) {
+    if (!::isatty(2)) return;
+    fmt::print(stderr, "\runpacking layer {}/{}: {} / {} KiB", p.layer + 1, p.layers, p.done / 1024,
+               p.total / 1024);
+    drawn = true;
+  };
+  auto unpacked = image.unpack(store, progress);
+  if (drawn) fmt::print(stderr, "\n");
+  HUTCH_TRY(layers, std::move(unpacked));
+  HUTCH_TRY(hutch::Container container, image.container(store));
+  if (!o.command.empty()) container.command(image.command(o.command));
+  return container;
+}
+#endif
+
+/// The container's exit status as docker gives it.
+int exit_code(const hutch::ExitStatus& status) {
+  if (status.oom_killed) fmt::print(stderr, "hutch-run: the container ran out of memory\n");
+  if (status.signal) return 128 + *status.signal;
+  return status.code.value_or(exit_hutch_failed);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  auto parsed = hutch_run::parse_args(args);
+  if (!parsed) {
+    fail(parsed.error());
+    fmt::print(stderr, "Try 'hutch-run --help' for more information.\n");
+    return exit_hutch_failed;
+  }
+  const hutch_run::RunOptions& o = *parsed;
+  if (o.help) {
+    fmt::print("{}", hutch_run::usage());
+    return 0;
+  }
+
+  std::vector<std::string> layers;
+  hutch::Container container;
+#if !HUTCH_RUN_IMAGE
+  if (!o.image.empty()) return run_image_build(argv);
+  container.command(o.command);
+#else
+  if (!o.image.empty()) {
+    auto made = from_image(o, layers);
+    if (!made) return fail(made.error());
+    container = std::move(*made);
+  } else {
+    container.command(o.command);
+  }
+#endif
+  std::string keep_parent;
+  auto root = hutch_run::root_filesystem(o, layers, keep_parent);
+  if (!root) return fail(root.error());
+  container.rootfs(std::move(*root));
+  const std::vector<std::string> roots =
+      layers.empty() ? std::vector<std::string>{o.rootfs}
+                     : std::vector<std::string>(layers.rbegin(), layers.rend());
+  auto configured = hutch_run::configure(
+      container, o, roots,
+      {std::begin(default_seccomp_program), std::end(default_seccomp_program)});
+  if (!configured) return fail(configured.error());
+
+  // Signals for the container: read through a signalfd, passed on with pidfd_send_signal.
+  sigset_t forwarded;
+  sigemptyset(&forwarded);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) {
+    sigaddset(&forwarded, sig);
+  }
+  sigprocmask(SIG_BLOCK, &forwarded, nullptr);
+  hutch::Fd signals(::signalfd(-1, &forwarded, SFD_CLOEXEC));
+
+  auto child = container.spawn();
+  if (!child) {
+    const auto& e = child.error();
+    fmt::print(stderr, "hutch-run: {}\n", e);
+    if (e.step == hutch::Step::exec && e.errno_value() == ENOENT) return 127;
+    if (e.step == hutch::Step::exec) return 126;
+    return exit_hutch_failed;
+  }
+  auto status = supervise(*child, signals.get(), o.tty);
+  if (!keep_parent.empty() && !child->scratch_dir().empty()) {
+    fmt::print(stderr, "hutch-run: the container's writes are kept in {}/upper\n",
+               child->scratch_dir());
+  }
+  if (!status) return fail(status.error());
+  return exit_code(*status);
+}
