@@ -1,0 +1,129 @@
+// hutch-run's flags and their values, parsed without running anything.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "../../tools/hutch-run/options.hpp"
+
+using hutch_run::parse_args;
+using hutch_run::parse_count;
+using hutch_run::parse_cpus;
+using hutch_run::parse_size;
+using hutch_run::parse_ulimit;
+using hutch_run::parse_volume;
+
+namespace {
+
+hutch::result<hutch_run::RunOptions> parse(std::vector<std::string_view> args) {
+  return parse_args(args);
+}
+
+}  // namespace
+
+TEST(RunValues, SizesAreBinaryAndNeverWrap) {
+  EXPECT_EQ(parse_size("64M"), 64ull << 20);
+  EXPECT_EQ(parse_size("64m"), 64ull << 20);
+  EXPECT_EQ(parse_size("64mb"), 64ull << 20);
+  EXPECT_EQ(parse_size("64MiB"), 64ull << 20);
+  EXPECT_EQ(parse_size("1g"), 1ull << 30);
+  EXPECT_EQ(parse_size("1.5g"), 3ull << 29);
+  EXPECT_EQ(parse_size("512k"), 512ull << 10);
+  EXPECT_EQ(parse_size("1048576"), 1048576u);
+  EXPECT_EQ(parse_size("10b"), 10u);
+  for (const char* bad : {"", "m", "-1", "1x", "1.2.3", "99999999999999999999", "17179869185G",
+                          "8193P", "nan", "inf", "1e9", " 1", "12ib", "0x10"}) {
+    EXPECT_FALSE(parse_size(bad)) << bad;
+  }
+}
+
+TEST(RunValues, CpusCountsAndUlimits) {
+  EXPECT_DOUBLE_EQ(*parse_cpus("0.5"), 0.5);
+  EXPECT_DOUBLE_EQ(*parse_cpus("2"), 2.0);
+  for (const char* bad : {"nan", "inf", "-1", "0", "0.001", "", "1e3", "abc"}) {
+    EXPECT_FALSE(parse_cpus(bad)) << bad;
+  }
+  EXPECT_EQ(*parse_count("64"), 64u);
+  for (const char* bad : {"0", "-5", "99999999999999999999", "5x", ""}) {
+    EXPECT_FALSE(parse_count(bad)) << bad;
+  }
+  auto nofile = parse_ulimit("nofile=64:128");
+  ASSERT_TRUE(nofile);
+  EXPECT_EQ(nofile->resource, RLIMIT_NOFILE);
+  EXPECT_EQ(nofile->soft, 64u);
+  EXPECT_EQ(nofile->hard, 128u);
+  EXPECT_EQ(parse_ulimit("core=unlimited")->hard, RLIM_INFINITY);
+  for (const char* bad : {"nofile", "nofile=", "fly=1", "nofile=99999999999999999999",
+                          "nofile=10:5", "nofile=1:2:3", "nofile=-2"}) {
+    EXPECT_FALSE(parse_ulimit(bad)) << bad;
+  }
+}
+
+TEST(RunValues, VolumesNeedAHostPathAndAContainerPathOtherThanRoot) {
+  auto v = parse_volume("/srv/data:/data:ro");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->host, "/srv/data");
+  EXPECT_EQ(v->inside, "/data");
+  EXPECT_TRUE(v->read_only);
+  EXPECT_TRUE(parse_volume("./here:/x"));
+  for (const char* bad : {"vol:/data", "/a:/", "/a://", "/a:rel", "/a:/x/../y", "/a", "/a:/b:rx",
+                          ":/b", "/a:/b:ro:x"}) {
+    EXPECT_FALSE(parse_volume(bad)) << bad;
+  }
+}
+
+TEST(RunOptions, FlagsTakeDockersForms) {
+  auto o = parse(
+      {"--rootfs", "/r", "-m",    "64M",   "--cpus=0.5", "--pids-limit", "8",
+       "-it",      "-e", "A=1",   "-eB=2", "--net",      "host",         "-w",
+       "/tmp",     "-v", "/a:/b", "--rm",  "sh",         "-c",           "echo --not-a-flag"});
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->rootfs, "/r");
+  EXPECT_EQ(o->memory, 64ull << 20);
+  EXPECT_DOUBLE_EQ(*o->cpus, 0.5);
+  EXPECT_EQ(o->pids, 8u);
+  EXPECT_TRUE(o->interactive && o->tty && o->remove);
+  ASSERT_EQ(o->env.size(), 2u);
+  EXPECT_EQ(o->env[1], (std::pair<std::string, std::string>{"B", "2"}));
+  EXPECT_EQ(o->network, "host");
+  EXPECT_EQ(o->workdir, "/tmp");
+  EXPECT_EQ(o->command, (std::vector<std::string>{"sh", "-c", "echo --not-a-flag"}));
+  auto dashed = parse({"--rootfs", "/r", "--", "--odd-name"});
+  ASSERT_TRUE(dashed);
+  EXPECT_EQ(dashed->command, std::vector<std::string>{"--odd-name"});
+}
+
+TEST(RunOptions, EveryMalformedValueIsRefusedByName) {
+  auto refused = [](std::vector<std::string_view> args, const std::string& what) {
+    auto o = parse_args(args);
+    ASSERT_FALSE(o) << what << " was accepted";
+    EXPECT_NE(o.error().message().find(what), std::string::npos) << o.error().message();
+  };
+  refused({"--rootfs", "/r", "--memory", "99999999999999999999", "true"}, "--memory");
+  refused({"--rootfs", "/r", "--ulimit", "nofile=99999999999999999999", "true"}, "--ulimit");
+  refused({"--rootfs", "/r", "--cpus", "nan", "true"}, "--cpus");
+  refused({"--rootfs", "/r", "-v", "vol:/", "true"}, "--volume");
+  refused({"--rootfs", "/r", "-w", "etc", "true"}, "--workdir");
+  refused({"--rootfs", "/r", "--bogus", "true"}, "unknown option --bogus");
+  refused({"--rootfs", "/r", "-X", "true"}, "unknown option -X");
+  refused({"--rootfs", "/r", "--memory"}, "needs a value");
+  refused({"--rootfs", "/r", "--rm=maybe", "true"}, "true or false");
+  refused({"--rootfs", "/r"}, "no command");
+  refused({"true"}, "--rootfs");
+  refused({"--rootfs", "/r", "--image", "x", "true"}, "either");
+  refused({"--rootfs", "/r", "--network", "bridge0", "true"}, "--network");
+  refused({"--rootfs", "/r", "--cap-add", "CAP_FLY", "true"}, "--cap-add");
+  refused({"--rootfs", "/r", "--security-opt", "apparmor=x", "true"}, "--security-opt");
+  refused({"--rootfs", "/r", "-e", "=x", "true"}, "--env");
+  refused({"--image", std::string(5000, 'a'), "true"}, "PATH_MAX");
+}
+
+TEST(RunOptions, HelpListsEveryFlag) {
+  const std::string help = hutch_run::usage();
+  for (const auto& flag : hutch_run::flags()) {
+    EXPECT_NE(help.find(std::string("--") + flag.name), std::string::npos) << flag.name;
+  }
+  auto o = parse({"--help"});
+  ASSERT_TRUE(o);
+  EXPECT_TRUE(o->help);
+}
