@@ -12,6 +12,7 @@
 #include "../error.hpp"
 #include "digest.hpp"
 #include "json.hpp"
+#include "oci.hpp"
 #include "store.hpp"
 #include "unpacker.hpp"
 
@@ -63,46 +64,65 @@ struct ImageData {
 
 /// Reads the config blob: the run defaults and the diff_ids, which also key the store
 /// (docker save layers are uncompressed, so their diff_id is their digest too).
-inline result<void> apply_config(ImageData& d, const std::string& text,
+inline result<void> read_run_config(const nlohmann::json& c, ImageConfig& out,
+                                    std::string_view where) {
+  HUTCH_TRY(out.entrypoint, strings_field(c, "Entrypoint", where));
+  HUTCH_TRY(out.cmd, strings_field(c, "Cmd", where));
+  HUTCH_TRY(out.env, strings_field(c, "Env", where));
+  for (const auto& kv : out.env) {
+    if (kv.find('=') == std::string::npos || kv.front() == '=' ||
+        kv.find('\0') != std::string::npos) {
+      return bad_field(where, "Env", fmt::format("has \"{}\", not KEY=VALUE", kv.substr(0, 64)));
+    }
+  }
+  HUTCH_TRY(out.working_dir, string_field(c, "WorkingDir", where));
+  HUTCH_TRY(out.user, string_field(c, "User", where));
+  HUTCH_TRY(out.stop_signal, string_field(c, "StopSignal", where));
+  HUTCH_TRY(const nlohmann::json* ports, object_field(c, "ExposedPorts", where));
+  if (ports) {
+    for (const auto& item : ports->items()) out.exposed_ports.push_back(item.key());
+  }
+  return success();
+}
+
+/// Reads the config blob: the run defaults and the diff_ids, which also key the store
+/// (docker save layers are uncompressed, so their diff_id is their digest too). Every field
+/// of the wrong type is an error that names it.
+inline result<void> apply_config(ImageData& d, std::string_view text,
                                  std::vector<ImageLayer> layers, const ImageOptions& options) {
-  HUTCH_TRY(auto config, parse_json(text, d.config_digest));
-  d.config.os = string_of(config, "os");
-  d.config.architecture = string_of(config, "architecture");
-  if (!options.architecture.empty() && !d.config.architecture.empty() &&
-      d.config.architecture != options.architecture) {
-    return make_error(image_step::open, ENOEXEC, d.config.os + "/" + d.config.architecture,
-                      fmt::format("the image is built for another architecture (this host "
-                                  "runs {})",
-                                  options.architecture));
-  }
-  if (config.contains("config") && config["config"].is_object()) {
-    const auto& c = config["config"];
-    d.config.entrypoint = strings_of(c, "Entrypoint");
-    d.config.cmd = strings_of(c, "Cmd");
-    d.config.env = strings_of(c, "Env");
-    d.config.working_dir = string_of(c, "WorkingDir");
-    d.config.user = string_of(c, "User");
-    d.config.stop_signal = string_of(c, "StopSignal");
-    if (c.contains("ExposedPorts") && c["ExposedPorts"].is_object()) {
-      for (const auto& [port, _] : c["ExposedPorts"].items())
-        d.config.exposed_ports.push_back(port);
+  const std::string where = d.config_digest.empty() ? "the image config" : d.config_digest;
+  try {
+    HUTCH_TRY(const nlohmann::json config, parse_json(text, where));
+    HUTCH_TRY(d.config.os, string_field(config, "os", where));
+    HUTCH_TRY(d.config.architecture, string_field(config, "architecture", where));
+    if (!options.architecture.empty() && !d.config.architecture.empty() &&
+        d.config.architecture != options.architecture) {
+      return make_error(image_step::open, ENOEXEC, d.config.os + "/" + d.config.architecture,
+                        fmt::format("the image is built for another architecture (this host "
+                                    "runs {})",
+                                    options.architecture));
     }
-  }
-  std::vector<std::string> diff_ids;
-  if (config.contains("rootfs") && config["rootfs"].is_object()) {
-    diff_ids = strings_of(config["rootfs"], "diff_ids");
-  }
-  if (diff_ids.size() != layers.size()) {
-    return make_error(
-        image_step::open, EINVAL, d.config_digest,
-        fmt::format("the config lists {} diff_ids for {} layers", diff_ids.size(), layers.size()));
-  }
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    if (!valid_digest(diff_ids[i])) {
-      return make_error(image_step::open, EINVAL, diff_ids[i], "not a sha256 diff_id");
+    HUTCH_TRY(const nlohmann::json* run, object_field(config, "config", where));
+    if (run) HUTCH_TRYV(read_run_config(*run, d.config, where));
+    HUTCH_TRY(const nlohmann::json* rootfs, object_field(config, "rootfs", where));
+    if (!rootfs) return bad_field(where, "rootfs", "is missing");
+    HUTCH_TRY(const std::string type, string_field(*rootfs, "type", where));
+    if (type != "layers") return bad_field(where, "rootfs.type", "must be \"layers\"");
+    HUTCH_TRY(const std::vector<std::string> diff_ids, strings_field(*rootfs, "diff_ids", where));
+    if (diff_ids.size() != layers.size()) {
+      return make_error(image_step::open, EINVAL, where,
+                        fmt::format("the config lists {} diff_ids for {} layers", diff_ids.size(),
+                                    layers.size()));
     }
-    layers[i].diff_id = diff_ids[i];
-    if (layers[i].digest.empty()) layers[i].digest = diff_ids[i];
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      if (!valid_digest(diff_ids[i])) {
+        return make_error(image_step::open, EINVAL, diff_ids[i], "not a sha256 diff_id");
+      }
+      layers[i].diff_id = diff_ids[i];
+      if (layers[i].digest.empty()) layers[i].digest = diff_ids[i];
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(image_step::open, EINVAL, where, e.what());
   }
   d.layers = std::move(layers);
   return success();

@@ -32,18 +32,17 @@ class Image {
   /// manifest digest "sha256:...") in `path`. An empty reference takes the only image there.
   static result<Image> open(const std::string& path, const std::string& reference = {},
                             Options options = {}) {
+    if (path.empty() || path.size() > detail::max_image_path) {
+      return make_error(image_step::open, ENAMETOOLONG, path.substr(0, 256), "the image path");
+    }
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return last_error(image_step::open, path);
-    std::string dir = path;
-    if (!S_ISDIR(st.st_mode)) {
-      ImageStore store = options.store ? *options.store : ImageStore::default_store();
-      HUTCH_TRY(dir, detail::unpack_archive(path, store));
-    }
+    if (!S_ISDIR(st.st_mode)) return open_archive(path, reference, options);
     Image image;
-    image.d_.dir = dir;
-    if (::access((dir + "/index.json").c_str(), F_OK) == 0) {
+    image.d_.dir = path;
+    if (::access((path + "/index.json").c_str(), F_OK) == 0) {
       HUTCH_TRYV(detail::open_layout(image.d_, reference, options));
-    } else if (::access((dir + "/manifest.json").c_str(), F_OK) == 0) {
+    } else if (::access((path + "/manifest.json").c_str(), F_OK) == 0) {
       HUTCH_TRYV(detail::open_docker_save(image.d_, reference, options));
     } else {
       return make_error(image_step::open, ENOENT, path,
@@ -75,32 +74,26 @@ class Image {
   result<std::vector<std::string>> unpack(const ImageStore& store,
                                           const ProgressCallback& progress = {}) const {
     if (d_.layers.empty()) return make_error(image_step::unpack, EINVAL, id(), "no layers");
-    const std::string base = store.dir();
-    HUTCH_TRYV(detail::make_dirs(base));
+    HUTCH_TRYV(detail::open_store(store));
+    UnpackLimits budget = store.limits();
     std::vector<std::string> dirs;
     if (::geteuid() == 0) {
       for (std::size_t i = 0; i < d_.layers.size(); ++i) {
         const ImageLayer& layer = d_.layers[i];
-        const std::string final = base + "/layers/sha256/" + detail::hex_of(layer.diff_id);
-        HUTCH_TRY(auto dir, detail::store_entry(base, final, [&](const std::string& tmp) {
-                    detail::LayerUnpacker unpacker(
-                        layer, tmp, detail::LayerUnpacker::Whiteouts::overlay, progress, state(i));
-                    return unpacker.run();
-                  }));
+        HUTCH_TRY(auto dir,
+                  detail::store_entry(store, "layers/sha256", detail::hex_of(layer.diff_id),
+                                      [&](const std::string& tmp) -> result<void> {
+                                        return unpack_layers(tmp, i, i + 1, budget, progress);
+                                      }));
         dirs.push_back(std::move(dir));
       }
       return dirs;
     }
-    const std::string final = base + "/flat/sha256/" + detail::hex_of(chain_id());
-    HUTCH_TRY(
-        auto dir, detail::store_entry(base, final, [&](const std::string& tmp) -> result<void> {
-          for (std::size_t i = 0; i < d_.layers.size(); ++i) {
-            detail::LayerUnpacker unpacker(
-                d_.layers[i], tmp, detail::LayerUnpacker::Whiteouts::apply, progress, state(i));
-            HUTCH_TRYV(unpacker.run());
-          }
-          return success();
-        }));
+    HUTCH_TRY(auto dir, detail::store_entry(store, "flat/sha256", detail::hex_of(chain_id()),
+                                            [&](const std::string& tmp) -> result<void> {
+                                              return unpack_layers(tmp, 0, d_.layers.size(), budget,
+                                                                   progress);
+                                            }));
     dirs.push_back(std::move(dir));
     return dirs;
   }
@@ -155,6 +148,42 @@ class Image {
   }
 
  private:
+  /// A `docker save` archive: unpacked into the store, then read. An archive that is not a
+  /// valid image is removed from the store again (a missing tag is not the archive's fault).
+  static result<Image> open_archive(const std::string& path, const std::string& reference,
+                                    const Options& options) {
+    ImageStore store("");
+    if (options.store) {
+      store = *options.store;
+    } else {
+      HUTCH_TRY(store, ImageStore::default_store());
+    }
+    HUTCH_TRY(const std::string dir, detail::unpack_archive(path, store));
+    Image image;
+    image.d_.dir = dir;
+    auto opened = detail::open_docker_save(image.d_, reference, options);
+    if (!opened) {
+      const bool missing_tag = opened.error().errno_value() == ENOENT && !reference.empty() &&
+                               opened.error().subject == reference;
+      if (!missing_tag) (void)detail::ScratchDir::remove_tree(dir);
+      return opened.error();
+    }
+    return image;
+  }
+
+  /// Layers [first, last) into one directory: each its own with overlayfs whiteouts, or
+  /// several applied one over the other (flattened).
+  result<void> unpack_layers(const std::string& dir, std::size_t first, std::size_t last,
+                             UnpackLimits& budget, const ProgressCallback& progress) const {
+    HUTCH_TRY(detail::Tree tree, detail::Tree::open(dir));
+    const auto whiteouts = ::geteuid() == 0 ? detail::Whiteouts::overlay : detail::Whiteouts::apply;
+    for (std::size_t i = first; i < last; ++i) {
+      detail::LayerUnpacker unpacker(d_.layers[i], tree, whiteouts, budget, progress, state(i));
+      HUTCH_TRYV(unpacker.run());
+    }
+    return success();
+  }
+
   LayerProgress state(std::size_t i) const {
     return {i, d_.layers.size(), d_.layers[i].digest, 0, d_.layers[i].size};
   }

@@ -1,18 +1,24 @@
-// hutch — image module: the store that unpacked layers live in.
+// hutch — image module: the store that unpacked layers live in, private to its owner.
 #pragma once
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <string>
-#include <system_error>
+#include <string_view>
 #include <utility>
 
+#include "../detail/private_dir.hpp"
 #include "../detail/scratch.hpp"
 #include "../error.hpp"
+#include "../fd.hpp"
 #include "digest.hpp"
+#include "entries.hpp"
+#include "tree.hpp"
 
 namespace hutch {
 
@@ -22,43 +28,121 @@ namespace hutch {
 /// whiteouts) and `DIR/archives/` (`docker save` archives, unpacked). Every entry is written
 /// to a temporary directory and renamed into place, so processes sharing a store never see
 /// a half-written one.
+///
+/// The store is its owner's alone: layers keep an image's setuid binaries and device nodes,
+/// which any user who could reach them could run or open outside a container. Its directory
+/// must belong to the caller (or root) and is kept at mode 0700 (a wider mode is repaired when
+/// the store is used; a directory of another user, or a symlink, is refused), as Docker keeps
+/// /var/lib/docker. An entry another user planted is refused, never used.
 class ImageStore {
  public:
-  explicit ImageStore(std::string dir) : dir_(std::move(dir)) {}
-  /// $XDG_CACHE_HOME/hutch (or ~/.cache/hutch); /var/cache/hutch for root.
-  static ImageStore default_store() {
+  explicit ImageStore(std::string dir, UnpackLimits limits = {})
+      : dir_(std::move(dir)), limits_(limits) {}
+  /// $XDG_CACHE_HOME/hutch, else ~/.cache/hutch (the home directory from $HOME or, without
+  /// it, the password database: never a shared directory); /var/cache/hutch for root.
+  static result<ImageStore> default_store() {
     if (::geteuid() == 0) return ImageStore("/var/cache/hutch");
     const char* cache = ::getenv("XDG_CACHE_HOME");
-    if (cache && *cache) return ImageStore(std::string(cache) + "/hutch");
-    const char* home = ::getenv("HOME");
-    return ImageStore(std::string(home && *home ? home : "/tmp") + "/.cache/hutch");
+    if (cache && *cache == '/') return ImageStore(std::string(cache) + "/hutch");
+    const std::string home = detail::home_directory();
+    if (home.empty()) {
+      return make_error(image_step::store, ENOENT, "HOME",
+                        "no home directory for the image store: set HOME or XDG_CACHE_HOME, or "
+                        "name a store");
+    }
+    return ImageStore(home + "/.cache/hutch");
   }
   const std::string& dir() const noexcept { return dir_; }
+  /// Bounds on what unpacking one image may write (UnpackLimits).
+  const UnpackLimits& limits() const noexcept { return limits_; }
 
  private:
   std::string dir_;
+  UnpackLimits limits_;
 };
 
 namespace detail {
 
-/// Makes `dir` (and its parents) exist.
-inline result<void> make_dirs(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return make_error(image_step::unpack, ec.value(), dir, "creating a store directory");
+/// Makes the store's directories exist, the store's own private: its root (and the parent
+/// directories it needs, as mkdir -p would, mode 0700), then `sub` below it.
+inline result<void> open_store(const ImageStore& store, std::string_view sub = {}) {
+  const std::string& root = store.dir();
+  if (root.empty() || root[0] != '/') {
+    return make_error(image_step::store, EINVAL, root, "the store's path must be absolute");
+  }
+  for (std::size_t slash = root.find('/', 1); slash != std::string::npos;
+       slash = root.find('/', slash + 1)) {
+    ::mkdir(root.substr(0, slash).c_str(), 0700);  // parents: what exists is left as it is
+  }
+  HUTCH_TRYV(private_directory(root, image_step::store, {.create = true, .repair = true}));
+  std::string path = root;
+  for (std::string_view rest = sub; !rest.empty();) {
+    const auto slash = rest.find('/');
+    path += "/" + std::string(rest.substr(0, slash));
+    HUTCH_TRYV(private_directory(path, image_step::store, {.create = true, .repair = true}));
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
   return success();
 }
 
-/// A store entry: `final` if it exists, else `fill(tmp)` into a new temporary directory
-/// renamed to `final`. Losing a race to another process is fine: its entry is the same.
+/// An existing entry is used only if it is a directory of the caller's (or root's).
+inline result<bool> entry_exists(const std::string& entry) {
+  struct stat st {};
+  if (::lstat(entry.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return last_error(image_step::store, entry);
+  }
+  if (!S_ISDIR(st.st_mode) || (st.st_uid != ::geteuid() && st.st_uid != 0)) {
+    return make_error(image_step::store, EPERM, entry,
+                      fmt::format("a store entry that is not a directory of the caller's "
+                                  "(uid {}, mode {}): refused",
+                                  st.st_uid, mode_text(st.st_mode)));
+  }
+  return true;
+}
+
+/// Removes the temporary directories of unpackers that died (killed mid-way, e.g. on a huge
+/// layer): each live one holds a lock on its directory, so one whose lock can be taken, and
+/// that has not changed for a minute, is abandoned.
+inline void reclaim_unpacks(const std::string& tmp) {
+  DIR* d = ::opendir(tmp.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    const std::string_view name = e->d_name;
+    if (!name.starts_with("unpack-")) continue;
+    Fd dir(::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st {};
+    if (!dir || ::fstat(dir.get(), &st) != 0 || st.st_uid != ::geteuid() || !older_than(st, 60) ||
+        ::flock(dir.get(), LOCK_EX | LOCK_NB) != 0) {
+      continue;
+    }
+    remove_at(::dirfd(d), e->d_name);
+  }
+  ::closedir(d);
+}
+
+/// A store entry: `final` (in `sub`, e.g. "layers/sha256") if it exists, else `fill(tmp)`
+/// into a new temporary directory renamed to `final`. The temporary directory is locked while
+/// it fills; whatever fails, nothing is left. Losing a race to another process is fine: its
+/// entry is the same.
 template <typename Fill>
-result<std::string> store_entry(const std::string& store, const std::string& final, Fill fill) {
-  if (::access(final.c_str(), F_OK) == 0) return final;
-  HUTCH_TRYV(make_dirs(store + "/tmp"));
-  HUTCH_TRYV(make_dirs(std::filesystem::path(final).parent_path().string()));
-  std::string tmp = store + "/tmp/unpack-XXXXXX";
-  if (::mkdtemp(tmp.data()) == nullptr) return last_error(image_step::unpack, tmp);
-  ::chmod(tmp.c_str(), 0755);
+result<std::string> store_entry(const ImageStore& store, std::string_view sub,
+                                const std::string& name, Fill fill) {
+  const std::string final = store.dir() + "/" + std::string(sub) + "/" + name;
+  HUTCH_TRY(const bool exists, entry_exists(final));
+  if (exists) return final;
+  HUTCH_TRYV(open_store(store, "tmp"));
+  HUTCH_TRYV(open_store(store, sub));
+  reclaim_unpacks(store.dir() + "/tmp");
+  std::string tmp = store.dir() + "/tmp/unpack-XXXXXX";
+  if (::mkdtemp(tmp.data()) == nullptr) return last_error(image_step::store, tmp);
+  Fd lock(::open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!lock || ::flock(lock.get(), LOCK_EX) != 0 || ::fchmod(lock.get(), 0755) != 0) {
+    const Error e = last_error(image_step::store, tmp);
+    (void)ScratchDir::remove_tree(tmp);
+    return e;
+  }
   auto filled = fill(tmp);
   if (!filled) {
     (void)ScratchDir::remove_tree(tmp);
@@ -67,7 +151,9 @@ result<std::string> store_entry(const std::string& store, const std::string& fin
   if (::rename(tmp.c_str(), final.c_str()) != 0) {
     int e = errno;
     (void)ScratchDir::remove_tree(tmp);
-    if (e != EEXIST && e != ENOTEMPTY) return make_error(image_step::unpack, e, final);
+    if (e != EEXIST && e != ENOTEMPTY) return make_error(image_step::store, e, final);
+    HUTCH_TRY(const bool raced, entry_exists(final));
+    if (!raced) return make_error(image_step::store, e, final);
   }
   return final;
 }
