@@ -136,7 +136,7 @@ class LiveCGroup {
     const detail::CGroupLimits& limits = spec.limits();
     std::string name = limits.name;
     if (name.empty()) {
-      name = fmt::format("hutch-{}-{}", ::getpid(), detail::cgroup_counter.fetch_add(1));
+      name = detail::owner_prefix() + std::to_string(detail::cgroup_counter.fetch_add(1));
     }
     LiveCGroup live;
     live.dirs_.layout = layout.kind;

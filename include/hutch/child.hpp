@@ -254,6 +254,9 @@ class Child {
   /// Gives up ownership: the destructor will neither kill nor reap the process and skips the
   /// teardown (cgroup and scratch directories stay). Returns the pid.
   pid_t detach() noexcept {
+    // Its scratch directory outlives this host now: a later reclaim must leave it while the
+    // container runs.
+    if (!detached_ && running()) detail::mark_scratch_live(scratch_dir_, pid_);
     detached_ = true;
     teardown_ = nullptr;
     mount_namespace_.reset();

@@ -30,6 +30,25 @@ inline hutch::Capabilities capabilities(const RunOptions& o) {
   return caps;
 }
 
+/// Where the writes of containers run without --rm are kept: $XDG_RUNTIME_DIR/hutch-run, or
+/// /tmp/hutch-run-<uid>. Both must be the caller's own (made 0700 when missing); one of
+/// another user, or that others could write in, is refused: they could swap a container's
+/// root for their own during its setup.
+inline hutch::result<std::string> kept_writes_parent() {
+  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+  std::string parent;
+  if (runtime && *runtime) {
+    HUTCH_TRYV(hutch::detail::private_directory(runtime, hutch::Step::prepare_rootfs,
+                                                {.others_may_read = true}));
+    parent = fmt::format("{}/hutch-run", runtime);
+  } else {
+    parent = fmt::format("/tmp/hutch-run-{}", ::geteuid());
+  }
+  HUTCH_TRYV(hutch::detail::private_directory(parent, hutch::Step::prepare_rootfs,
+                                              {.create = true, .repair = true}));
+  return parent;
+}
+
 /// The root: the directory or the image's layers, always under an overlay. With --rm the
 /// writable layer goes with the container; without, it is kept in a directory of the
 /// caller's (its path is printed at the end).
@@ -41,10 +60,7 @@ inline hutch::result<hutch::RootFs> root_filesystem(const RunOptions& o,
   if (o.remove) {
     root.overlay();
   } else {
-    const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-    keep_parent = fmt::format("{}/hutch-run", runtime && *runtime ? runtime : "/tmp");
-    std::error_code ec;
-    std::filesystem::create_directories(keep_parent, ec);
+    HUTCH_TRY(keep_parent, kept_writes_parent());
     root.overlay(keep_parent, /*keep=*/true);
   }
   if (o.read_only) root.read_only();

@@ -168,8 +168,10 @@ std::pair<std::string, std::string> split_image(const std::string& ref) {
 hutch::result<hutch::Container> from_image(const hutch_run::RunOptions& o,
                                            std::vector<std::string>& layers) {
   const auto [path, tag] = split_image(o.image);
-  hutch::ImageStore store =
-      o.store.empty() ? hutch::ImageStore::default_store() : hutch::ImageStore(o.store);
+  hutch::ImageStore store(o.store);
+  if (o.store.empty()) {
+    HUTCH_TRY(store, hutch::ImageStore::default_store());
+  }
   HUTCH_TRY(const hutch::Image image, hutch::Image::open(path, tag, {.store = store}));
   bool drawn = false;
   auto progress = [&](const hutch::LayerProgress& p) {

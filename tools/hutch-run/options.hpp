@@ -88,6 +88,10 @@ inline const std::vector<Flag>& flags() {
        [](RunOptions& o, std::string_view v) -> result<void> {
          auto bytes = parse_size(v);
          if (!bytes) return hutch::invalid(fmt::format("--memory {}", v), "expected e.g. 64M");
+         if (*bytes < (std::uint64_t{6} << 20)) {
+           return hutch::invalid(fmt::format("--memory {}", v),
+                                 "a container needs at least 6M (as docker)");
+         }
          o.memory = *bytes;
          return success();
        }},

@@ -34,6 +34,45 @@ check "bad flag message" "hutch-run: unknown option --bogus|Try 'hutch-run --hel
 "$run" --rootfs /no/such/dir true 2>/dev/null; check "missing rootfs" 125 $?
 "$run" --help | grep -q -- '--volume'; check "help lists flags" 0 $?
 
+# Every malformed value: exit 125 and a message naming the flag (nothing wraps, nothing is
+# taken silently, nothing aborts).
+refused() {  # refused NAME TEXT ARGS...: exit 125 with TEXT in the message
+  name=$1 text=$2
+  shift 2
+  err=$("$run" "$@" 2>&1 >/dev/null)
+  rc=$?
+  case "$err" in *"$text"*) found=yes ;; *) found="no: $err" ;; esac
+  check "$name" "125 yes" "$rc $found"
+}
+refused "memory overflow" "--memory 99999999999999999999" --rootfs "$root" --memory 99999999999999999999 true
+refused "memory wrap" "--memory 17179869185G" --rootfs "$root" --memory 17179869185G true
+refused "memory too small" "at least 6M" --rootfs "$root" --memory 16k true
+refused "ulimit overflow" "--ulimit nofile=99999999999999999999" --rootfs "$root" --ulimit nofile=99999999999999999999 true
+refused "cpus nan" "--cpus nan" --rootfs "$root" --cpus nan true
+refused "volume on /" "--volume vol:/" --rootfs "$root" -v vol:/ true
+refused "relative workdir" "--workdir etc" --rootfs "$root" -w etc true
+refused "flag after rootfs" "unknown option --bogus" --rootfs "$root" --bogus true
+ln -s loop "$XDG_RUNTIME_DIR/loop" 2>/dev/null
+refused "image symlink loop" "loop" --image "$XDG_RUNTIME_DIR/loop" --rm true
+refused "image path too long" "--image" --image "$(printf '%5000s' | tr ' ' a)" --rm true
+
+# Runs that fail without --rm leave nothing where kept writes go.
+"$run" --rootfs "$root" -v /no/such/volume:/v true 2>/dev/null
+"$run" --rootfs "$root" -w /no/such/dir true 2>/dev/null
+"$run" --rootfs "$root" no-such-command 2>/dev/null
+check "failed runs leave nothing" "" "$(ls -A "$XDG_RUNTIME_DIR/hutch-run" 2>/dev/null)"
+
+# Kept writes never go where another user could swap the container's root.
+if [ "$(id -u)" = 0 ]; then
+  foreign=$(mktemp -d) && chown nobody "$foreign"
+  err=$(XDG_RUNTIME_DIR=$foreign "$run" --rootfs "$root" true 2>&1 >/dev/null)
+  rc=$?
+  case "$err" in *"uid 65534"*) found=yes ;; *) found="no: $err" ;; esac
+  check "foreign runtime dir" "125 yes" "$rc $found"
+  check "nothing made in it" "" "$(ls -A "$foreign")"
+  rm -rf "$foreign"
+fi
+
 # Volumes, read-only root, workdir.
 data=$(mktemp -d) && echo data > "$data/file"
 out=$("$run" --rootfs "$root" --rm --read-only -v "$data:/data:ro" -v "$data:/rw" -w /data -- \

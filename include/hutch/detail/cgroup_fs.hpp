@@ -2,6 +2,7 @@
 // directories with its limits written (v2 and v1).
 #pragma once
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -18,10 +19,17 @@
 #include "../error.hpp"
 #include "cgroup_layout.hpp"
 #include "cgroup_limits.hpp"
+#include "scratch.hpp"
 
 namespace hutch::detail {
 
 inline std::atomic<unsigned> cgroup_counter{0};
+
+/// The least memory limit a container may have (Docker's floor too). Below it the container's
+/// own setup runs out: its mounts, namespaces and page tables are charged to its cgroup while
+/// it still shares the host's memory (CLONE_VM) — and the OOM killer ends every process that
+/// shares the victim's memory, the host included.
+inline constexpr std::uint64_t min_memory_limit = std::uint64_t{6} << 20;
 
 /// Checks limits before anything is created: names, ranges, devices, cpusets.
 inline result<void> validate_limits(const CGroupLimits& spec, const Layout& layout) {
@@ -30,8 +38,14 @@ inline result<void> validate_limits(const CGroupLimits& spec, const Layout& layo
                         name.find('\0') != std::string::npos || name.size() > 200)) {
     return invalid(name, "a cgroup name is one path component: no '/', not '.' or '..'");
   }
-  if (spec.memory_max && *spec.memory_max == 0) return invalid("memory_max", "must be > 0");
-  if (spec.memory_high && *spec.memory_high == 0) return invalid("memory_high", "must be > 0");
+  for (auto [limit, what] :
+       {std::pair{spec.memory_max, "memory_max"}, std::pair{spec.memory_high, "memory_high"}}) {
+    if (limit && *limit < min_memory_limit) {
+      return invalid(fmt::format("{} {}", what, *limit),
+                     "a container needs at least 6 MiB: a smaller limit would end its setup "
+                     "(and, sharing the host's memory then, the host) in the OOM killer");
+    }
+  }
   if (spec.cpu_fraction) {
     if (!(*spec.cpu_fraction > 0) || spec.cpu_quota_us < 1000 || spec.cpu_period_us < 1000 ||
         spec.cpu_period_us > 1000000) {
@@ -272,6 +286,29 @@ inline result<void> create_v1(CGroupDirs& out, const CGroupLimits& spec, const L
     if (wanted) HUTCH_TRYV(create_v1_in(out, spec, h, name));
   }
   return success();
+}
+
+/// Removes the empty cgroups that hosts now gone left below the caller's own cgroup (a host
+/// killed with SIGKILL never removes its containers' cgroups): only names of the form
+/// "hutch-<pid>-<start>-<n>" whose process no longer exists, older than a minute, and only
+/// with rmdir, which the kernel refuses for a cgroup that still has processes (a container
+/// that outlived its host keeps its own).
+inline void reclaim_cgroups(const Layout& layout) {
+  for (const auto& h : layout.hierarchies) {
+    const std::string parent = h.own_dir();
+    DIR* d = ::opendir(parent.c_str());
+    if (!d) continue;
+    while (dirent* e = ::readdir(d)) {
+      const std::string_view name = e->d_name;
+      if (!name.starts_with("hutch-") || !owner_is_gone(name)) continue;
+      struct stat st {};
+      const std::string dir = parent + "/" + std::string(name);
+      if (::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && older_than(st, 60)) {
+        ::rmdir(dir.c_str());
+      }
+    }
+    ::closedir(d);
+  }
 }
 
 }  // namespace hutch::detail

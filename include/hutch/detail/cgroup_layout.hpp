@@ -2,9 +2,15 @@
 // caller's own cgroup in each; small cgroupfs file helpers.
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
-#include <fstream>
+#include <mutex>
+#include <optional>
+
+#include <cerrno>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -24,11 +30,21 @@ enum class CGroupLayout : std::uint8_t {
 
 namespace detail {
 
-inline std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
+/// A whole (small, kernel-made) file; empty if it cannot be read. Plain read(2): no stream,
+/// no locale, nothing that misbehaves when the process is out of descriptors.
+inline std::string read_text(const std::string& path, bool* ok = nullptr) {
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (ok) *ok = fd >= 0;
+  if (fd < 0) return text;
+  char buffer[8192];
+  for (;;) {
+    const ssize_t n = sys::retry([&] { return ::read(fd, buffer, sizeof buffer); });
+    if (n <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
 }
 
 inline bool write_text(const std::string& path, std::string_view text) {
@@ -72,60 +88,84 @@ struct Layout {
   std::vector<Hierarchy> hierarchies;  // v2: exactly one; v1: one per mounted hierarchy
 };
 
-/// Reads /proc/self/mountinfo and /proc/self/cgroup.
+/// Splits `text` at `separator` (empty pieces kept), calling `f` with each piece.
+template <class F>
+inline void split(std::string_view text, char separator, F f) {
+  for (;;) {
+    const auto at = text.find(separator);
+    f(text.substr(0, at));
+    if (at == std::string_view::npos) return;
+    text.remove_prefix(at + 1);
+  }
+}
+
+/// The whitespace-separated words of one line.
+inline std::vector<std::string_view> words(std::string_view line) {
+  std::vector<std::string_view> out;
+  split(line, ' ', [&](std::string_view w) {
+    if (!w.empty()) out.push_back(w);
+  });
+  return out;
+}
+
+/// One /proc/self/mountinfo line's cgroup hierarchy, if it is one: its mount point and
+/// controllers (fields: id parent dev root point options [optional...] - fstype source super).
+inline std::optional<Hierarchy> hierarchy_of(std::string_view line) {
+  const auto w = words(line);
+  std::size_t dash = 6;
+  while (dash < w.size() && w[dash] != "-") ++dash;
+  if (w.size() < 5 || dash + 1 >= w.size()) return std::nullopt;
+  const std::string_view fstype = w[dash + 1];
+  Hierarchy h;
+  h.mount = std::string(w[4]);
+  if (fstype == "cgroup2") {
+    h.v2 = true;
+    split(read_text(h.mount + "/cgroup.controllers"), ' ', [&](std::string_view c) {
+      while (!c.empty() && (c.back() == '\n')) c.remove_suffix(1);
+      if (!c.empty()) h.controllers.emplace_back(c);
+    });
+    return h;
+  }
+  if (fstype != "cgroup" || dash + 3 >= w.size()) return std::nullopt;
+  split(w[dash + 3], ',', [&](std::string_view o) {
+    for (std::string_view known :
+         {"cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "freezer", "devices"}) {
+      if (o == known) h.controllers.emplace_back(o);
+    }
+  });
+  if (h.controllers.empty()) return std::nullopt;
+  return h;
+}
+
+/// Reads /proc/self/mountinfo and /proc/self/cgroup (with plain reads and no streams: this
+/// must work when the process is short of descriptors, and say so when it cannot).
 inline result<Layout> detect_layout() {
-  Layout layout;
-  std::ifstream mountinfo("/proc/self/mountinfo");
-  if (!mountinfo) return last_error(Step::cgroup_detect, "/proc/self/mountinfo");
-  std::string line;
-  Hierarchy* v2 = nullptr;
+  bool readable = false;
+  const std::string mountinfo = read_text("/proc/self/mountinfo", &readable);
+  if (!readable) return last_error(Step::cgroup_detect, "/proc/self/mountinfo");
   std::vector<Hierarchy> found;
-  while (std::getline(mountinfo, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point, options, field;
-    fields >> id >> parent >> dev >> root >> point >> options;
-    while (fields >> field && field != "-") {
-    }
-    std::string fstype, source, super;
-    fields >> fstype >> source >> super;
-    if (fstype == "cgroup2") {
-      Hierarchy h;
-      h.mount = point;
-      h.v2 = true;
-      std::istringstream list(read_text(point + "/cgroup.controllers"));
-      for (std::string c; list >> c;) h.controllers.push_back(c);
-      found.push_back(h);
-    } else if (fstype == "cgroup") {
-      Hierarchy h;
-      h.mount = point;
-      std::istringstream opts(super);
-      for (std::string o; std::getline(opts, o, ',');) {
-        if (o == "cpu" || o == "cpuacct" || o == "cpuset" || o == "memory" || o == "pids" ||
-            o == "blkio" || o == "freezer" || o == "devices") {
-          h.controllers.push_back(o);
-        }
-      }
-      if (!h.controllers.empty()) found.push_back(h);
-    }
-  }
-  // Our own cgroup in each hierarchy.
-  std::ifstream self("/proc/self/cgroup");
-  while (std::getline(self, line)) {
-    auto first = line.find(':'), second = line.find(':', first + 1);
-    if (first == std::string::npos || second == std::string::npos) continue;
-    std::string controllers = line.substr(first + 1, second - first - 1);
-    std::string path = line.substr(second + 1);
+  split(mountinfo, '\n', [&](std::string_view line) {
+    if (auto h = hierarchy_of(line)) found.push_back(std::move(*h));
+  });
+  // Our own cgroup in each hierarchy: "id:controllers:path" lines.
+  split(read_text("/proc/self/cgroup"), '\n', [&](std::string_view line) {
+    const auto first = line.find(':');
+    const auto second = first == std::string_view::npos ? first : line.find(':', first + 1);
+    if (second == std::string_view::npos) return;
+    const std::string_view controllers = line.substr(first + 1, second - first - 1);
+    const std::string path(line.substr(second + 1));
     for (auto& h : found) {
-      if (h.v2 && controllers.empty()) h.own = path;
-      if (!h.v2 && !h.controllers.empty() &&
-          ("," + controllers + ",").find("," + h.controllers[0] + ",") != std::string::npos) {
-        h.own = path;
-      }
+      bool listed = false;
+      split(controllers, ',',
+            [&](std::string_view c) { listed |= !h.controllers.empty() && c == h.controllers[0]; });
+      if ((h.v2 && controllers.empty()) || (!h.v2 && listed)) h.own = path;
     }
-  }
+  });
+  Layout layout;
+  const Hierarchy* v2 = nullptr;
   bool any_v1 = false;
-  for (auto& h : found) any_v1 |= !h.v2;
-  for (auto& h : found) {
+  for (const auto& h : found) {
+    any_v1 |= !h.v2;
     if (h.v2) v2 = &h;
   }
   if (!any_v1 && v2) {
@@ -133,7 +173,7 @@ inline result<Layout> detect_layout() {
     layout.hierarchies.push_back(*v2);
   } else if (any_v1) {
     layout.kind = v2 ? CGroupLayout::hybrid : CGroupLayout::legacy;
-    for (auto& h : found) {
+    for (const auto& h : found) {
       if (!h.v2 && !h.own.empty()) layout.hierarchies.push_back(h);
     }
   } else {
@@ -143,10 +183,24 @@ inline result<Layout> detect_layout() {
   return layout;
 }
 
-/// The layout, detected once per process.
+/// The layout, detected once per process — once it has been read: a failure (no descriptor
+/// left, /proc not yet mounted) is returned to that caller and tried again by the next,
+/// never kept for the process's life.
 inline const result<Layout>& host_layout() {
-  static const result<Layout> layout = detect_layout();
-  return layout;
+  static std::atomic<const result<Layout>*> known{nullptr};
+  static std::mutex mutex;
+  if (const auto* layout = known.load(std::memory_order_acquire)) return *layout;
+  std::lock_guard lock(mutex);
+  if (const auto* layout = known.load(std::memory_order_relaxed)) return *layout;
+  result<Layout> detected = detect_layout();
+  if (detected) {
+    const auto* layout = new result<Layout>(std::move(detected));  // never freed: a static
+    known.store(layout, std::memory_order_release);
+    return *layout;
+  }
+  thread_local result<Layout> failure{Error{}};
+  failure = std::move(detected);
+  return failure;
 }
 
 /// Expands a cpu/mem list such as "0-2,5" into numbers; false if malformed.

@@ -12,14 +12,18 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
 
 #include "../cgroup.hpp"
 #include "../fd.hpp"
+#include "scratch.hpp"
 
 namespace hutch::detail {
 
@@ -43,10 +47,16 @@ class Janitor {
 
   /// Closes `fd` on the janitor's thread (or now, when that is not possible).
   static void close_later(Fd fd) noexcept {
-    if (fd) submit(Job{std::move(fd), std::nullopt});
+    if (fd) submit(Job{std::move(fd), std::nullopt, nullptr});
   }
   /// Removes `cgroup` (LiveCGroup::remove) on the janitor's thread, or now.
-  static void remove_later(LiveCGroup cgroup) noexcept { submit(Job{Fd(), std::move(cgroup)}); }
+  static void remove_later(LiveCGroup cgroup) noexcept {
+    submit(Job{Fd(), std::move(cgroup), nullptr});
+  }
+  /// Runs `work` on the janitor's thread, or now.
+  static void run_later(std::function<void()> work) noexcept {
+    submit(Job{Fd(), std::nullopt, std::move(work)});
+  }
 
   /// Waits until every job handed over so far is done.
   static void settle() noexcept {
@@ -61,9 +71,16 @@ class Janitor {
   struct Job {
     Fd fd;
     std::optional<LiveCGroup> cgroup;
+    std::function<void()> work;
     void run() noexcept {
       fd.reset();
       if (cgroup) (void)cgroup->remove();
+      if (work) {
+        try {
+          work();
+        } catch (...) {  // a reclaim that cannot allocate is only put off
+        }
+      }
     }
   };
 
@@ -138,6 +155,27 @@ class Janitor {
     }
   }
 };
+
+/// Reclaims, once per process and off the caller's path, what dead hosts left in scratch
+/// parent `parent` (see reclaim_scratch).
+inline void reclaim_later(const std::string& parent) {
+  static std::mutex mutex;
+  static std::set<std::string> done;
+  {
+    std::lock_guard lock(mutex);
+    if (!done.insert(parent).second) return;
+  }
+  Janitor::run_later([parent] { reclaim_scratch(parent); });
+}
+
+/// Reclaims, once per process, the empty cgroups dead hosts left below the caller's own.
+inline void reclaim_cgroups_later() {
+  static std::atomic<bool> done{false};
+  if (done.exchange(true)) return;
+  Janitor::run_later([] {
+    if (const auto& layout = host_layout()) reclaim_cgroups(*layout);
+  });
+}
 
 /// The host's hold on the mount namespace of child `pid` (see Janitor); empty if /proc is
 /// not there to give it or the process is already exiting, which only costs the quick exit.

@@ -20,6 +20,7 @@
 #include "child_report.hpp"
 #include "clone.hpp"
 #include "id_maps.hpp"
+#include "janitor.hpp"
 #include "launch_state.hpp"
 #include "prepare.hpp"
 #include "spec.hpp"
@@ -153,6 +154,7 @@ class Launcher {
   result<void> cgroup_before_clone() {
     if (!c_.cgroup) return success();
     HUTCH_TRY(const CGroupLayout layout, LiveCGroup::check(*c_.cgroup));
+    reclaim_cgroups_later();
     if (layout == CGroupLayout::unified) {
       HUTCH_TRY(LiveCGroup created, LiveCGroup::create(*c_.cgroup));
       cgroup_.emplace(std::move(created));
@@ -215,6 +217,8 @@ class Launcher {
   }
 
   Child assemble() {
+    s_.scratch.started();
+    if (!c_.die_with_parent) s_.scratch.mark_live(pid_);
     Teardown teardown;
     std::string scratch_dir = s_.scratch.path();
     if (!s_.scratch.path().empty()) {

@@ -20,8 +20,10 @@
 #include "../error.hpp"
 #include "cgroup_layout.hpp"
 #include "clone.hpp"
+#include "janitor.hpp"
 #include "launch_state.hpp"
 #include "mount_plan.hpp"
+#include "private_dir.hpp"
 #include "scratch.hpp"
 #include "spec.hpp"
 
@@ -200,8 +202,15 @@ inline result<void> build_mounts(const Spec& c, LaunchState& s) {
     const RootFsSpec& fs = c.rootfs->spec();
     if (fs.overlay) {
       const bool own = fs.scratch_parent.empty();
-      HUTCH_TRY(s.scratch, ScratchDir::create(own ? default_scratch_parent() : fs.scratch_parent,
-                                              !own && fs.keep_scratch));
+      // A parent of the caller's choice must be its own: another user who could write in it
+      // could swap the container's scratch directory during setup.
+      if (!own) {
+        HUTCH_TRYV(
+            private_directory(fs.scratch_parent, Step::prepare_rootfs, {.others_may_read = true}));
+      }
+      const std::string parent = own ? default_scratch_parent() : fs.scratch_parent;
+      reclaim_later(parent);
+      HUTCH_TRY(s.scratch, ScratchDir::create(parent, !own && fs.keep_scratch));
       HUTCH_TRYV(RootFsPlanner::check_overlay_path(s.scratch.path()));
       if (!own) HUTCH_TRYV(prepare_scratch(c, s.scratch.path()));
     }
