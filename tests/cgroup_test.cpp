@@ -1,7 +1,9 @@
 // CGroup: limits enforced on real processes, accounting, placement, and clean removal.
 // On this project's CI machines cgroups are v1 (hybrid); the same tests run against v2 on a
 // v2 kernel.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <sys/stat.h>
 #include <chrono>
@@ -344,3 +346,164 @@ TEST(CGroupLayout, DetectsTheHostLayout) {
 }
 
 }  // namespace
+
+namespace {
+
+/// Every scratch directory below `parent` named for this process.
+std::vector<std::string> own_scratch(const std::string& parent) {
+  std::vector<std::string> found;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(parent, ec)) {
+    if (e.path().filename().string().rfind(fmt::format("hutch-{}-", ::getpid()), 0) == 0) {
+      found.push_back(e.path());
+    }
+  }
+  return found;
+}
+
+}  // namespace
+
+// 4. A memory limit too small for a container's own setup (16 KiB; anything up to 48 KiB
+// did it) ended in the OOM killer while the child still shared the host's memory, which
+// killed the host too. It is refused, before anything is made.
+TEST_F(CGroupTest, AMemoryLimitTooSmallToStartIsRefusedAndTheHostLives) {
+  LeakCheck leaks;
+  const auto scratch = own_scratch("/dev/shm");
+  // The attempts run in a process of their own: if the killer came back, it would take that
+  // one, and the test would say so.
+  pid_t host = ::fork();
+  if (host == 0) {
+    int refused = 0;
+    for (std::uint64_t tiny : {std::uint64_t{1}, 16_KiB, 48_KiB, 6_MiB - 1}) {
+      for (bool high : {false, true}) {
+        CGroup limits;
+        if (high) {
+          limits.memory_high(tiny);
+        } else {
+          limits.memory_max(tiny);
+        }
+        auto r = Container{}
+                     .command({"/bin/true"})
+                     .rootfs(hutch::RootFs::directory(busybox).overlay())
+                     .cgroup(limits)
+                     .spawn();
+        refused += !r && r.error().step == Step::validate &&
+                   r.error().message().find("at least 6 MiB") != std::string::npos;
+      }
+    }
+    hutch::settle();
+    std::_Exit(refused == 8 ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(host, &status, 0);
+  ASSERT_FALSE(WIFSIGNALED(status)) << "the host was killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "a limit below 6 MiB was not refused";
+  EXPECT_EQ(own_scratch("/dev/shm"), scratch) << "a scratch directory was left";
+  // At the floor the container starts, and this process is still here to see it.
+  EXPECT_EQ(run_ok(Container{}
+                       .command({"/bin/sh", "-c", "echo alive"})
+                       .rootfs(hutch::RootFs::directory(busybox).overlay())
+                       .cgroup(CGroup{}.memory_max(6_MiB))),
+            "alive\n");
+}
+
+// One spawn at EMFILE used to keep the failed layout detection for the process's life (every
+// later cgroup spawn failed, and containers got an empty /sys/fs/cgroup). In a fresh process
+// (the test binary again) the layout is read at EMFILE, then again with descriptors to spare.
+TEST(CGroupLayout, AFailedDetectionIsTriedAgain) {
+  if (const char* helper = std::getenv("HUTCH_TEST_EMFILE"); helper && *helper) {
+    rlimit saved{};
+    ::getrlimit(RLIMIT_NOFILE, &saved);
+    rlimit few = saved;
+    few.rlim_cur = 256;
+    ::setrlimit(RLIMIT_NOFILE, &few);
+    std::vector<int> taken;  // every descriptor left: /proc/self/mountinfo cannot be opened
+    for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) taken.push_back(fd);
+    const bool failed = !hutch::LiveCGroup::check(CGroup{});
+    for (int fd : taken) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+    const bool works = static_cast<bool>(hutch::LiveCGroup::check(CGroup{}));
+    std::fprintf(stderr, "at EMFILE: %s; afterwards: %s\n", failed ? "failed" : "worked",
+                 works ? "works" : "still fails");
+    std::_Exit(failed && works ? 0 : 1);
+  }
+  const std::string self = fs::read_symlink("/proc/self/exe");
+  const std::string command = fmt::format(
+      "HUTCH_TEST_EMFILE=1 {} --gtest_filter='CGroupLayout.AFailedDetectionIsTriedAgain' "
+      ">/dev/null 2>&1",
+      self);
+  EXPECT_EQ(std::system(command.c_str()), 0) << "the failure was kept";
+}
+
+// A host killed with SIGKILL mid-run leaves its containers' cgroups and scratch directories;
+// the next run reclaims them (once they are a minute old, and only those of hosts that are
+// gone), and never another live process's.
+TEST_F(CGroupTest, WhatAHostKilledMidRunLeftIsReclaimedByTheNextRun) {
+  LeakCheck leaks;
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  pid_t host = ::fork();
+  if (host == 0) {
+    ::close(report[0]);
+    auto child = Container{}
+                     .command({"/bin/sleep", "60"})
+                     .rootfs(hutch::RootFs::directory(busybox).overlay())
+                     .cgroup(CGroup{}.pids_max(8))
+                     .spawn();
+    if (!child) std::_Exit(1);
+    std::string paths = child->scratch_dir();
+    for (const auto& p : child->cgroup()->paths()) paths += "\n" + p;
+    (void)!::write(report[1], paths.data(), paths.size());
+    ::kill(::getpid(), SIGKILL);
+  }
+  ::close(report[1]);
+  std::string text;
+  char buffer[4096];
+  for (ssize_t n; (n = ::read(report[0], buffer, sizeof buffer)) > 0;) text.append(buffer, n);
+  ::close(report[0]);
+  int status = 0;
+  ::waitpid(host, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the host did not run";
+  const auto left = lines(text);
+  ASSERT_GE(left.size(), 2u) << text;
+  // Its container dies with it (the parent-death signal); what it had stays.
+  for (int i = 0; i < 200; ++i) {
+    bool empty = true;
+    for (std::size_t k = 1; k < left.size(); ++k) {
+      empty &= read_file(left[k] + "/cgroup.procs").empty();
+    }
+    if (empty) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (const auto& path : left) EXPECT_TRUE(fs::exists(path)) << path << " went by itself";
+  // A live process's look-alike, and one too young, are left alone.
+  const std::string live =
+      fmt::format("{}/hutch-{}-{}-XXXXXX", fs::path(left[0]).parent_path().string(), ::getpid(),
+                  hutch::detail::own_start_time());
+  std::string live_dir = live;
+  ASSERT_NE(::mkdtemp(live_dir.data()), nullptr);
+  const timespec old[2] = {{std::time(nullptr) - 120, 0}, {std::time(nullptr) - 120, 0}};
+  for (const auto& path : left) ::utimensat(AT_FDCWD, path.c_str(), old, 0);
+  ::utimensat(AT_FDCWD, live_dir.c_str(), old, 0);
+  // A new process (reclaim runs once per process): the test binary again, with one container.
+  if (std::getenv("HUTCH_TEST_RECLAIM") == nullptr) {
+    const std::string self = fs::read_symlink("/proc/self/exe");
+    const std::string command = fmt::format(
+        "HUTCH_TEST_RECLAIM=1 {} --gtest_filter='CGroupTest.ReclaimHelper' >/dev/null 2>&1", self);
+    EXPECT_EQ(std::system(command.c_str()), 0);
+  }
+  for (const auto& path : left) EXPECT_FALSE(fs::exists(path)) << path << " was not reclaimed";
+  EXPECT_TRUE(fs::exists(live_dir)) << "a live process's directory was taken";
+  ::rmdir(live_dir.c_str());
+}
+
+// Run by the test above in a process of its own: one container with a cgroup and an overlay,
+// then the reclaim it set off.
+TEST_F(CGroupTest, ReclaimHelper) {
+  if (std::getenv("HUTCH_TEST_RECLAIM") == nullptr) GTEST_SKIP() << "run by the test above";
+  run_ok(Container{}
+             .command({"/bin/true"})
+             .rootfs(hutch::RootFs::directory(busybox).overlay())
+             .cgroup(CGroup{}.pids_max(8)));
+  hutch::settle();
+}
