@@ -507,3 +507,31 @@ TEST_F(CGroupTest, ReclaimHelper) {
              .cgroup(CGroup{}.pids_max(8)));
   hutch::settle();
 }
+
+// A process exec'd into a container is in the container's cgroup, under its limits.
+TEST_F(CGroupTest, AnExecdProcessJoinsTheContainersCgroup) {
+  LeakCheck leaks;
+  auto box = Container{}
+                 .command({"/bin/sh", "-c", "echo up; cat"})
+                 .rootfs(hutch::RootFs::directory(busybox).overlay())
+                 .cgroup(CGroup{}.pids_max(4))
+                 .std_in(hutch::Stdio::piped())
+                 .std_out(hutch::Stdio::piped())
+                 .spawn();
+  ASSERT_TRUE(box) << box.error().message();
+  char up[3];
+  ASSERT_EQ(::read(box->stdout_pipe().get(), up, 3), 3);
+  auto joined =
+      box->exec(hutch::Process{}
+                    .command({"sh", "-c",
+                              "[ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] "
+                              "&& echo same; cat /sys/fs/cgroup/pids.max "
+                              "/sys/fs/cgroup/pids/pids.max 2>/dev/null"})
+                    .std_out(hutch::Stdio::piped()));
+  ASSERT_TRUE(joined) << joined.error().message();
+  auto out = joined->wait_with_output();
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->std_out, "same\n4\n");
+  box->stdin_pipe().reset();
+  ASSERT_TRUE(box->wait());
+}

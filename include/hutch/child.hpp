@@ -25,6 +25,8 @@
 
 namespace hutch {
 
+class Process;
+
 /// How a container's command ended. The exit code and the signal are kept apart: exactly one
 /// of `code` and `signal` is set. `oom_killed` says the kernel's OOM killer ended a process
 /// of the container's cgroup (only known when the container has a cgroup with a memory
@@ -263,6 +265,14 @@ class Child {
     if (cgroup_) cgroup_->release();
     return pid_;
   }
+
+  /// Runs `process` inside this running container, as `docker exec` does: it joins the
+  /// container's namespaces (setns on the pidfd, Linux 5.8) and cgroup, starts in its root,
+  /// and is set up as the container's first process was (user, capabilities, no_new_privs,
+  /// rlimits, seccomp, terminal) from `process`' own settings (`Process::of(container.spec())`
+  /// takes the container's). Returns the new process's Child; it fails with the reason, as
+  /// spawn() does. Defined with hutch/container.hpp.
+  result<Child> exec(const Process& process) const;
 
   /// Whether this handle still owns a process that has not been reaped.
   bool running() const noexcept { return pid_ > 0 && !status_ && !detached_; }

@@ -52,8 +52,12 @@
   X(write_gid_map, "spawn", "write gid_map", false)                              \
   X(release_child, "spawn", "release child", false)                              \
   X(read_child_report, "spawn", "read child report", false)                      \
+  X(set_oom_score_adj, "spawn", "write oom_score_adj", false)                    \
+  X(join, "exec", "join the container", false)                                   \
   /* Inside the container, between clone and exec. */                            \
   X(set_parent_death_signal, "spawn", "set parent death signal", true)           \
+  X(join_namespaces, "exec", "setns into the container\'s namespaces", true)     \
+  X(clone_joined, "exec", "clone the process inside the container", true)        \
   X(wait_for_parent, "spawn", "wait for parent", true)                           \
   X(setup_fds, "spawn", "set up fd", true)                                       \
   X(set_controlling_tty, "spawn", "make the terminal the controlling tty", true) \

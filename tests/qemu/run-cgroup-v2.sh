@@ -5,10 +5,11 @@
 # host's / read-only over 9p, switches its root to it and runs the tests with the host's
 # libraries.
 #
-# usage: run-cgroup-v2.sh WORKDIR TEST_BINARY PROBE TEST_ROOTFS [GTEST_FILTER]
+# usage: run-cgroup-v2.sh WORKDIR TEST_BINARY PROBE TEST_ROOTFS INIT [GTEST_FILTER]
 # Exits 77 (skipped) when qemu or the kernel package cannot be had.
 set -eu
-work=$1 binary=$2 probe=$3 test_rootfs=$4 filter=${5:-'CGroup*:Namespaces*:Child*:Create*'}
+work=$1 binary=$2 probe=$3 test_rootfs=$4 init=$5
+filter=${6:-'CGroup*:Namespaces*:Child*:Create*:Exec*:Init*'}
 qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || { echo "skipped: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"; exit 77; }
 [ "$(uname -m)" = x86_64 ] || { echo "skipped: the v2 harness boots an amd64 kernel"; exit 77; }
@@ -88,6 +89,7 @@ rm -rf "$results" && mkdir -p "$results"
 # below /tmp, which the guest covers with its own tmpfs.
 mkdir -p "$results/bin"
 cp "$binary" "$results/bin/tests" && cp "$probe" "$results/bin/probe"
+cp "$init" "$results/bin/hutch-init"
 cp -a "$test_rootfs" "$results/rootfs"
 chmod -R a+rX "$results"
 # As root, then the rootless cases as nobody (the root cgroup is not delegated to it).
@@ -95,6 +97,7 @@ chmod -R a+rX "$results"
 # the log then gets every task's state and kernel stack, and the run fails.
 cat > "$results/command" <<COMMAND
 export HUTCH_PROBE=/run/results/bin/probe HUTCH_TEST_ROOTFS=/run/results/rootfs
+export HUTCH_INIT=/run/results/bin/hutch-init
 watch() {
   "\$@" & pid=\$!
   n=0

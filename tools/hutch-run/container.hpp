@@ -30,6 +30,19 @@ inline hutch::Capabilities capabilities(const RunOptions& o) {
   return caps;
 }
 
+/// hutch-init for --init: $HUTCH_INIT, else beside this program as installed
+/// (bin/../libexec/hutch/hutch-init) or as built (tools/hutch-run/../hutch-init/hutch-init).
+inline std::string init_binary() {
+  if (const char* env = std::getenv("HUTCH_INIT"); env && *env) return env;
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec).parent_path();
+  for (const auto& candidate :
+       {self / "../libexec/hutch/hutch-init", self / "../hutch-init/hutch-init"}) {
+    if (std::filesystem::exists(candidate, ec)) return candidate.lexically_normal().string();
+  }
+  return (self / "../libexec/hutch/hutch-init").lexically_normal().string();
+}
+
 /// Where the writes of containers run without --rm are kept: $XDG_RUNTIME_DIR/hutch-run, or
 /// /tmp/hutch-run-<uid>. Both must be the caller's own (made 0700 when missing); one of
 /// another user, or that others could write in, is refused: they could swap a container's
@@ -94,6 +107,7 @@ inline hutch::result<void> configure(hutch::Container& c, const RunOptions& o,
     }
   }
   if (!o.hostname.empty()) c.hostname(o.hostname);
+  if (o.init) c.init(init_binary());
   for (const auto& [key, value] : o.env) c.env(key, value);
   if (!o.workdir.empty()) c.cwd(o.workdir);
   if (!o.user.empty()) {

@@ -29,6 +29,7 @@ struct RunOptions {
   std::vector<std::pair<std::string, std::string>> env;
   std::vector<Volume> volumes;
   bool read_only = false, remove = false, interactive = false, tty = false, help = false;
+  bool init = false;
   std::vector<std::string> cap_add, cap_drop;
   std::vector<hutch::Rlimit> ulimits;
   bool seccomp = true, no_new_privs = true;
@@ -178,6 +179,9 @@ inline const std::vector<Flag>& flags() {
        }},
       {"rm", 0, nullptr, "Throw the container's writes away when it exits",
        on(&RunOptions::remove)},
+      {"init", 0, nullptr,
+       "Run an init as PID 1 that forwards signals and reaps orphans (hutch-init)",
+       on(&RunOptions::init)},
       {"interactive", 'i', nullptr, "Keep stdin open (otherwise /dev/null)",
        on(&RunOptions::interactive)},
       {"tty", 't', nullptr, "Give the container a terminal (window size forwarded)",

@@ -87,6 +87,10 @@ upper=${msg#*kept in }
 check "writes kept" "kept" "$(cat "$upper/kept" 2>/dev/null)"
 check "rootfs untouched" "no" "$([ -e "$root/kept" ] && echo yes || echo no)"
 
+# --init: PID 1 is hutch-init, the command its child; signals reach the command.
+check "init" "2 1 hutch-init" "$("$run" --rootfs "$root" --rm --init -- sh -c 'echo $$ $PPID $(tr "\0" " " < /proc/1/cmdline | cut -d" " -f1)')"
+"$run" --rootfs "$root" --rm --init -- sh -c 'kill -KILL $$'; check "init signal death" 137 $?
+
 # --net none has only loopback; --user resolves through the rootfs's /etc/passwd.
 check "net none" "lo" "$("$run" --rootfs "$root" --rm ls /sys/class/net)"
 check "user" "0 0" "$("$run" --rootfs "$root" --rm --user root sh -c 'echo $(id -u) $(id -g)')"

@@ -33,6 +33,9 @@ inline Error mount_step_error(Step step, int err, const MountStep& m) {
 }
 
 inline Error exec_error(const LaunchState& s, int err, std::size_t index) {
+  if (static_cast<int>(index) == init_index) {
+    return make_error(Step::exec, err, s.init_path, "the init (hutch-init)");
+  }
   if (s.searched_path && err == ENOENT) {
     return make_error(Step::exec, err, s.strings_argv.empty() ? "" : s.strings_argv[0],
                       fmt::format("not found in PATH={}", s.search_path));

@@ -19,7 +19,10 @@ struct LaunchState {
   Plan plan;
   std::vector<std::string> strings_argv, strings_env, strings_exec;
   std::vector<const char*> argv, envp, exec_paths;
-  std::string hostname, cwd, timens_offsets;
+  std::vector<std::string> init_strings;
+  std::vector<const char*> init_argv;
+  std::string init_path;
+  std::string hostname, cwd, timens_offsets, oom_score_adj;
   std::vector<gid_t> groups;
   std::vector<RlimitStep> rlimits;
   std::deque<std::string> mount_strings;  // stable addresses for MountStep pointers

@@ -71,6 +71,25 @@ inline result<void> await_exec(LaunchState& s, pid_t pid) {
   return check_time_namespace(s.plan, pid);
 }
 
+/// SIGKILLs the process of `pidfd` and reaps it.
+inline void kill_and_reap(int pidfd) noexcept {
+  sys::pidfd_send_signal(pidfd, SIGKILL);
+  siginfo_t info{};
+  sys::retry([&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info, WEXITED); });
+}
+
+/// /proc/PID/oom_score_adj, written by the host: never while the process shares the host's
+/// memory (the kernel gives every process sharing it the same value: the host's would change
+/// too), so after a spawned process's exec, or before a created one's release.
+inline result<void> write_oom_score_adj(pid_t pid, int value) {
+  const std::string path = fmt::format("/proc/{}/oom_score_adj", pid);
+  if (!write_text(path, std::to_string(value))) {
+    return last_error(Step::set_oom_score_adj, path,
+                      errno == EACCES ? "lowering it needs CAP_SYS_RESOURCE" : "");
+  }
+  return success();
+}
+
 inline Error clone_error(Namespaces ns, int err) {
   std::string note;
   if (err == EPERM && !ns.empty() && !ns.contains(Namespace::user) && ::geteuid() != 0) {
@@ -144,6 +163,12 @@ class Launcher {
       auto exec = await_exec(s_, static_cast<pid_t>(pid_));
       non_dumpable_.reset();
       if (!exec) return abandon(exec.error());
+      if (c_.oom_score_adj) {
+        if (auto adjusted = write_oom_score_adj(static_cast<pid_t>(pid_), *c_.oom_score_adj);
+            !adjusted) {
+          return abandon(adjusted.error());
+        }
+      }
     }
     return assemble();
   }
@@ -193,6 +218,9 @@ class Launcher {
       // command never runs outside its limits.
       HUTCH_TRYV(cgroup_->attach(static_cast<pid_t>(pid_)));
     }
+    if (create_ && c_.oom_score_adj) {
+      HUTCH_TRYV(write_oom_score_adj(static_cast<pid_t>(pid_), *c_.oom_score_adj));
+    }
     if (!create_) non_dumpable_.emplace();  // our memory is the child's until exec
     HUTCH_TRYV(release(s_.sync_host.get(), SyncPoint::ids_mapped));
     if (s_.plan.late_cgroup) {
@@ -207,11 +235,8 @@ class Launcher {
   /// Kills and reaps the child. If it had already failed on its own, its report names the
   /// real cause (a host step may fail only because the child is gone).
   Error abandon(Error e) {
-    sys::pidfd_send_signal(pidfd_.get(), SIGKILL);
+    kill_and_reap(pidfd_.get());
     s_.sync_host.reset();
-    siginfo_t info{};
-    sys::retry(
-        [&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED); });
     non_dumpable_.reset();
     return reported_or(s_, std::move(e));
   }

@@ -64,11 +64,20 @@ struct RlimitStep {
   std::uint64_t hard;
 };
 
+/// The report's index for an exec of the init itself (Plan::init_fd).
+inline constexpr int init_index = -2;
+
 /// What the child reports on failure: one record, written in one write(2).
 struct ChildReport {
   std::int32_t step;
   std::int32_t error;  // errno
   std::int32_t index;  // which exec path, mount step or fd; -1 if none
+};
+
+/// Where the intermediate process of an exec (detail/child/join.hpp) leaves the pid of the
+/// process it started inside the container; the host reads it once the intermediate is gone.
+struct JoinResult {
+  long pid = 0;
 };
 
 struct Plan {
@@ -77,6 +86,12 @@ struct Plan {
   const char* const* envp = nullptr;
   const char* const* exec_paths = nullptr;  // candidates from PATH, tried in order
   std::size_t exec_path_count = 0;
+  /// With an init (Container::init): exec'd instead, from this sealed memfd, with init_argv
+  /// (its report descriptor's number is written into init_report_arg by the child, which
+  /// knows where the descriptor ended up).
+  int init_fd = -1;
+  const char* const* init_argv = nullptr;
+  char* init_report_arg = nullptr;  // 16 bytes
 
   // process
   const char* cwd = nullptr;
@@ -115,6 +130,22 @@ struct Plan {
   const sock_filter* seccomp = nullptr;  // installed last, just before execve
   std::size_t seccomp_length = 0;
   int test_pause_fd = -1;  // tests only: read one byte just before exec
+  /// /proc/self/oom_score_adj, written by the child when it has memory of its own (a value
+  /// written from a process that shares the host's memory would be the host's too: then the
+  /// host writes it after exec).
+  const char* oom_score_adj = nullptr;
+  std::size_t oom_score_adj_length = 0;
+  bool own_memory = false;  // no CLONE_VM: create()
+
+  // exec into a running container (Joiner): the intermediate process setns() into the
+  // target's namespaces (a pidfd and the CLONE_NEW* flags of those that differ from ours) and
+  // starts the process there on a stack of its own, a child of the host (CLONE_PARENT), in
+  // the target's cgroup when cgroup v2 lets clone3 place it (join_cgroup_fd).
+  int join_pidfd = -1;
+  std::uint64_t join_flags = 0;
+  int join_cgroup_fd = -1;
+  char* join_stack = nullptr;  // low end; Stack::size bytes
+  JoinResult* join_result = nullptr;
   const RlimitStep* rlimits = nullptr;
   std::size_t rlimit_count = 0;
 

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -20,6 +21,7 @@
 #include "../error.hpp"
 #include "cgroup_layout.hpp"
 #include "clone.hpp"
+#include "init.hpp"
 #include "janitor.hpp"
 #include "launch_state.hpp"
 #include "mount_plan.hpp"
@@ -43,12 +45,13 @@ inline int cap_last() {
 }
 
 /// The environment: the base (defaults, empty or the host's), then the changes in order.
-inline std::vector<std::string> build_env(const Spec& c) {
+inline std::vector<std::string> build_env(const ProcessSpec& c,
+                                          const std::optional<std::string>& hostname = {}) {
   std::vector<std::string> env;
   switch (c.env_base) {
     case EnvBase::defaults:
       env.push_back(fmt::format("PATH={}", default_path));
-      if (c.hostname) env.push_back("HOSTNAME=" + *c.hostname);
+      if (hostname) env.push_back("HOSTNAME=" + *hostname);
       break;
     case EnvBase::host:
       for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
@@ -77,7 +80,7 @@ inline std::vector<std::string> build_env(const Spec& c) {
 
 /// argv, and the paths execve tries: the name itself if it has a '/', else each directory of
 /// the container's own PATH, as execvpe(3) would search inside it.
-inline void build_exec(const Spec& c, LaunchState& s) {
+inline void build_exec(const ProcessSpec& c, LaunchState& s) {
   for (const auto& a : s.strings_argv) s.argv.push_back(a.c_str());
   s.argv.push_back(nullptr);
   const std::string& name = c.argv[0];
@@ -101,7 +104,7 @@ inline void build_exec(const Spec& c, LaunchState& s) {
   for (auto& p : s.strings_exec) s.exec_paths.push_back(p.c_str());
 }
 
-inline result<void> open_pty(const Spec& c, LaunchState& s) {
+inline result<void> open_pty(const ProcessSpec& c, LaunchState& s) {
   Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
   if (!master) return last_error(Step::open_pty, "/dev/ptmx");
   if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) {
@@ -157,7 +160,7 @@ inline result<void> open_stream(const Stdio& io, int i, LaunchState& s) {
   return success();
 }
 
-inline result<void> open_stdio(const Spec& c, LaunchState& s) {
+inline result<void> open_stdio(const ProcessSpec& c, LaunchState& s) {
   if (c.tty) return open_pty(c, s);
   for (int i = 0; i < 3; ++i) HUTCH_TRYV(open_stream(c.stdio[i], i, s));
   return success();
@@ -233,36 +236,14 @@ inline result<void> build_mounts(const Spec& c, LaunchState& s) {
   return success();
 }
 
-/// The process part of the plan: cwd, hostname, namespaces' settings, identity, privileges.
-inline void plan_process(const Spec& c, LaunchState& s) {
+/// What the process may do, and as whom: the plan's identity and privileges.
+inline void plan_identity(const ProcessSpec& c, LaunchState& s) {
   Plan& plan = s.plan;
   if (c.cwd) {
     s.cwd = *c.cwd;
     plan.cwd = s.cwd.c_str();
   }
-  if (c.hostname) {
-    s.hostname = *c.hostname;
-    plan.hostname = s.hostname.c_str();
-    plan.hostname_length = s.hostname.size();
-  }
-  const Namespaces ns = c.namespaces;
-  plan.loopback_up = ns.contains(Namespace::net);
-  plan.unshare_cgroup = ns.contains(Namespace::cgroup);
   plan.die_with_parent = c.die_with_parent;
-  if (ns.contains(Namespace::time)) {
-    // A child that shares our memory cannot enter a new time namespace at clone (the kernel
-    // keeps it with the mm); it unshares one, writes the offsets before anyone is inside, and
-    // enters it at exec (newer kernels: seen on 6.18, not on 6.1; the launcher checks).
-    plan.unshare_time = true;
-    if (c.time_offsets) {
-      const TimeOffsets& t = *c.time_offsets;
-      s.timens_offsets =
-          fmt::format("monotonic {} {}\nboottime {} {}\n", t.monotonic_seconds,
-                      t.monotonic_nanoseconds, t.boottime_seconds, t.boottime_nanoseconds);
-      plan.timens_offsets = s.timens_offsets.c_str();
-      plan.timens_offsets_length = s.timens_offsets.size();
-    }
-  }
   if (c.user) {
     plan.set_ids = true;
     plan.uid = c.user->uid;
@@ -284,6 +265,38 @@ inline void plan_process(const Spec& c, LaunchState& s) {
   for (const Rlimit& r : c.rlimits) s.rlimits.push_back({r.resource, r.soft, r.hard});
   plan.rlimits = s.rlimits.data();
   plan.rlimit_count = s.rlimits.size();
+  if (c.oom_score_adj) {
+    s.oom_score_adj = std::to_string(*c.oom_score_adj);
+    plan.oom_score_adj = s.oom_score_adj.c_str();
+    plan.oom_score_adj_length = s.oom_score_adj.size();
+  }
+}
+
+/// The container's own namespaces' settings: hostname, loopback, cgroup and time.
+inline void plan_namespaces(const Spec& c, LaunchState& s) {
+  Plan& plan = s.plan;
+  if (c.hostname) {
+    s.hostname = *c.hostname;
+    plan.hostname = s.hostname.c_str();
+    plan.hostname_length = s.hostname.size();
+  }
+  const Namespaces ns = c.namespaces;
+  plan.loopback_up = ns.contains(Namespace::net);
+  plan.unshare_cgroup = ns.contains(Namespace::cgroup);
+  if (ns.contains(Namespace::time)) {
+    // A child that shares our memory cannot enter a new time namespace at clone (the kernel
+    // keeps it with the mm); it unshares one, writes the offsets before anyone is inside, and
+    // enters it at exec (newer kernels: seen on 6.18, not on 6.1; the launcher checks).
+    plan.unshare_time = true;
+    if (c.time_offsets) {
+      const TimeOffsets& t = *c.time_offsets;
+      s.timens_offsets =
+          fmt::format("monotonic {} {}\nboottime {} {}\n", t.monotonic_seconds,
+                      t.monotonic_nanoseconds, t.boottime_seconds, t.boottime_nanoseconds);
+      plan.timens_offsets = s.timens_offsets.c_str();
+      plan.timens_offsets_length = s.timens_offsets.size();
+    }
+  }
 }
 
 /// The report pipe and the sync socket (a socket, not a pipe: the host's send() uses
@@ -304,28 +317,60 @@ inline result<void> open_channels(LaunchState& s) {
   return success();
 }
 
-/// Everything before clone: the description checked elsewhere, turned into a plan.
-inline result<void> prepare(const Spec& c, LaunchState& s, bool create) {
+/// A process's part of the plan: its command, environment, stdio and identity.
+inline result<void> prepare_process(const ProcessSpec& c,
+                                    const std::optional<std::string>& hostname, LaunchState& s) {
   s.strings_argv = c.argv;
-  s.strings_env = build_env(c);
+  s.strings_env = build_env(c, hostname);
   for (auto& e : s.strings_env) s.envp.push_back(e.c_str());
   s.envp.push_back(nullptr);
   build_exec(c, s);
   HUTCH_TRYV(open_stdio(c, s));
   for (const auto& p : c.passed_fds) s.fd_moves.push_back({p.host, p.inside});
-  HUTCH_TRYV(build_mounts(c, s));
   Plan& plan = s.plan;
   plan.argv = s.argv.data();
   plan.envp = s.envp.data();
   plan.exec_paths = s.exec_paths.data();
   plan.exec_path_count = s.exec_paths.size();
-  plan.mounts = s.mounts.data();
-  plan.mount_count = s.mounts.size();
-  plan_process(c, s);
+  plan_identity(c, s);
   plan.fd_moves = s.fd_moves.data();
   plan.fd_move_count = s.fd_moves.size();
   for (const auto& m : s.fd_moves) plan.max_target = std::max(plan.max_target, m.target);
-  plan.wait_for_start = create;
+  return success();
+}
+
+/// An init as PID 1: its memfd and its argv (report descriptor, the exec step's number, the
+/// command's candidate paths, then the command's argv).
+inline result<void> prepare_init(const std::string& path, LaunchState& s) {
+  if (path.empty()) {
+    return make_error(Step::validate, ENOENT, "init",
+                      "no init binary: install hutch-init, set HUTCH_INIT or give its path");
+  }
+  HUTCH_TRY(s.plan.init_fd, init_memfd(path));
+  s.init_path = path;
+  s.init_strings = {"hutch-init", std::string(15, ' '),
+                    std::to_string(static_cast<int>(Step::exec)),
+                    std::to_string(s.strings_exec.size())};
+  s.init_strings.insert(s.init_strings.end(), s.strings_exec.begin(), s.strings_exec.end());
+  s.init_strings.push_back("--");
+  s.init_strings.insert(s.init_strings.end(), s.strings_argv.begin(), s.strings_argv.end());
+  for (const auto& a : s.init_strings) s.init_argv.push_back(a.c_str());
+  s.init_argv.push_back(nullptr);
+  s.plan.init_argv = s.init_argv.data();
+  s.plan.init_report_arg = s.init_strings[1].data();
+  return success();
+}
+
+/// Everything before clone: the description checked elsewhere, turned into a plan.
+inline result<void> prepare(const Spec& c, LaunchState& s, bool create) {
+  HUTCH_TRYV(prepare_process(c, c.hostname, s));
+  if (c.init) HUTCH_TRYV(prepare_init(*c.init, s));
+  HUTCH_TRYV(build_mounts(c, s));
+  s.plan.mounts = s.mounts.data();
+  s.plan.mount_count = s.mounts.size();
+  plan_namespaces(c, s);
+  s.plan.wait_for_start = create;
+  s.plan.own_memory = create;
   return open_channels(s);
 }
 

@@ -38,20 +38,16 @@ struct PassedFd {
   int inside;
 };
 
-struct Spec {
+/// What runs: the command, its environment, identity, stdio and privileges. A container's
+/// first process and a process exec'd into a running container are both described so.
+struct ProcessSpec {
   std::vector<std::string> argv;
   EnvBase env_base = EnvBase::defaults;
   std::vector<std::pair<std::string, std::optional<std::string>>> env_changes;
   std::optional<std::string> cwd;
-  std::optional<std::string> hostname;
-  Namespaces namespaces = Namespaces::all();
-  std::vector<IdMap> uid_map, gid_map;
-  std::optional<TimeOffsets> time_offsets;
   std::optional<UserIds> user;
   Stdio stdio[3] = {Stdio::inherit(), Stdio::inherit(), Stdio::inherit()};
   std::vector<PassedFd> passed_fds;
-  std::optional<RootFs> rootfs;
-  std::optional<CGroup> cgroup;
   bool die_with_parent = true;
   bool tty = false;
   std::optional<winsize> tty_size;
@@ -61,6 +57,18 @@ struct Spec {
   mode_t umask = 022;
   SeccompProgram seccomp;
   std::vector<Rlimit> rlimits;
+  std::optional<int> oom_score_adj;
+};
+
+/// A whole container: its first process and what isolates it.
+struct Spec : ProcessSpec {
+  std::optional<std::string> hostname;
+  Namespaces namespaces = Namespaces::all();
+  std::vector<IdMap> uid_map, gid_map;
+  std::optional<TimeOffsets> time_offsets;
+  std::optional<RootFs> rootfs;
+  std::optional<CGroup> cgroup;
+  std::optional<std::string> init;  // an init's path: it runs as PID 1, the command under it
 };
 
 }  // namespace hutch::detail

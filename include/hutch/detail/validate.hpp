@@ -68,8 +68,10 @@ inline result<void> check_id_map(const std::vector<IdMap>& map, std::string_view
 
 /// With a user namespace, the command's uid, gid and groups must be mapped in it; say so
 /// here rather than let setresuid fail with a bare EINVAL inside.
-inline result<void> check_user(const Spec& c) {
-  if (!c.user || !c.namespaces.contains(Namespace::user)) return success();
+inline result<void> check_user(const ProcessSpec& c, Namespaces namespaces,
+                               const std::vector<IdMap>& uid_map,
+                               const std::vector<IdMap>& gid_map) {
+  if (!c.user || !namespaces.contains(Namespace::user)) return success();
   auto mapped = [](const std::vector<IdMap>& map, std::uint32_t id) {
     if (map.empty()) return id == 0;  // the default maps container root alone
     return std::any_of(map.begin(), map.end(),
@@ -86,16 +88,16 @@ inline result<void> check_user(const Spec& c) {
         fmt::format("{} {}", what, id),
         fmt::format("not mapped in the container's user namespace (it maps {})", ranges));
   };
-  if (!mapped(c.uid_map, c.user->uid)) return unmapped("uid", c.user->uid, c.uid_map);
-  if (!mapped(c.gid_map, c.user->gid)) return unmapped("gid", c.user->gid, c.gid_map);
+  if (!mapped(uid_map, c.user->uid)) return unmapped("uid", c.user->uid, uid_map);
+  if (!mapped(gid_map, c.user->gid)) return unmapped("gid", c.user->gid, gid_map);
   for (gid_t g : c.user->groups) {
-    if (!mapped(c.gid_map, g)) return unmapped("group", g, c.gid_map);
+    if (!mapped(gid_map, g)) return unmapped("group", g, gid_map);
   }
   return success();
 }
 
-/// The command, its environment and identity.
-inline result<void> check_process(const Spec& c) {
+/// The command and its environment.
+inline result<void> check_command(const ProcessSpec& c) {
   if (c.argv.empty() || c.argv[0].empty()) return invalid("command", "the command is empty");
   for (const auto& a : c.argv) {
     if (has_nul(a)) return invalid(a, "an argument contains a NUL byte");
@@ -106,6 +108,18 @@ inline result<void> check_process(const Spec& c) {
     }
     if (value && has_nul(*value)) return invalid(key, "the value contains a NUL byte");
   }
+  if (c.cwd && (c.cwd->empty() || has_nul(*c.cwd))) {
+    return invalid(c.cwd.value_or(""), "the working directory is empty or has a NUL byte");
+  }
+  if (c.oom_score_adj && (*c.oom_score_adj < -1000 || *c.oom_score_adj > 1000)) {
+    return invalid(std::to_string(*c.oom_score_adj), "oom_score_adj is -1000..1000");
+  }
+  return success();
+}
+
+/// The container's namespaces and id maps.
+inline result<void> check_process(const Spec& c) {
+  HUTCH_TRYV(check_command(c));
   if (c.hostname) {
     if (!c.namespaces.contains(Namespace::uts)) {
       return invalid(*c.hostname, "setting a hostname needs Namespace::uts");
@@ -113,9 +127,6 @@ inline result<void> check_process(const Spec& c) {
     if (!valid_hostname(*c.hostname)) {
       return invalid(*c.hostname, "a hostname is 1-64 characters of letters, digits, '-' and '.'");
     }
-  }
-  if (c.cwd && (c.cwd->empty() || has_nul(*c.cwd))) {
-    return invalid(c.cwd.value_or(""), "the working directory is empty or has a NUL byte");
   }
   if ((!c.uid_map.empty() || !c.gid_map.empty()) && !c.namespaces.contains(Namespace::user)) {
     return invalid("uid_map", "id maps need Namespace::user");
@@ -125,11 +136,11 @@ inline result<void> check_process(const Spec& c) {
   if (c.time_offsets && !c.namespaces.contains(Namespace::time)) {
     return invalid("time_offsets", "clock offsets need Namespace::time");
   }
-  return check_user(c);
+  return check_user(c, c.namespaces, c.uid_map, c.gid_map);
 }
 
 /// Descriptors passed in, stdio sources.
-inline result<void> check_fds(const Spec& c) {
+inline result<void> check_fds(const ProcessSpec& c) {
   if (c.passed_fds.size() > 60) return invalid("pass_fd", "at most 60 passed descriptors");
   for (std::size_t i = 0; i < c.passed_fds.size(); ++i) {
     const auto& p = c.passed_fds[i];
@@ -155,7 +166,7 @@ inline result<void> check_fds(const Spec& c) {
 }
 
 /// umask, seccomp program, rlimits.
-inline result<void> check_limits(const Spec& c) {
+inline result<void> check_limits(const ProcessSpec& c) {
   if (c.umask > 0777) return invalid(fmt::format("{:o}", c.umask), "a umask is at most 0777");
   if (c.seccomp.size() > BPF_MAXINSNS) {
     return invalid(std::to_string(c.seccomp.size()),

@@ -17,6 +17,8 @@
 
 #include "../plan.hpp"
 #include "../syscall.hpp"
+#include "fds.hpp"
+#include "process.hpp"
 #include "report.hpp"
 
 namespace hutch::detail::child {
@@ -85,6 +87,25 @@ HUTCH_CHILD_CODE inline void apply_credentials(const Plan& plan) noexcept {
     long r = raw::sys(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (r < 0) fail(plan, Step::set_no_new_privs, r);
   }
+}
+
+/// From the descriptors on: stdio and passed fds in place (the report pipe, the sync socket
+/// and an init's memfd carried along: `sync_fd` says where the socket went), a session,
+/// credentials, the working directory. Returns the plan with the moved descriptors.
+HUTCH_CHILD_CODE inline Plan become_the_process(const Plan& plan, int& sync_fd) noexcept {
+  int error_fd = plan.error_fd;
+  int init_fd = plan.init_fd;
+  setup_fds(plan, error_fd, sync_fd, init_fd);
+  Plan patched = plan;
+  patched.error_fd = error_fd;
+  patched.init_fd = init_fd;
+  start_session(patched);
+  apply_credentials(patched);
+  if (patched.cwd) {
+    long r = raw::sys(SYS_chdir, patched.cwd);
+    if (r < 0) fail(patched, Step::chdir, r);
+  }
+  return patched;
 }
 
 /// The last step before execve: from here on every system call, execve included, passes the

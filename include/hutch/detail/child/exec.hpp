@@ -7,6 +7,7 @@
 // ============================================================================================
 #pragma once
 
+#include <fcntl.h>
 #include <sys/syscall.h>
 
 #include <cstddef>
@@ -21,8 +22,26 @@ namespace hutch::detail::child {
 /// execvpe(3) rules over the host-computed candidates: ENOENT/ENOTDIR move on to the next
 /// PATH entry; EACCES is remembered and reported if nothing else runs; any other error stops
 /// the search. Success never returns; a failure is reported with the candidate's index.
+/// The init instead of the command (Container::init): execveat of its sealed memfd, with the
+/// report pipe left open across it (its number written into its argv), so the init reports
+/// the command's own exec failure as this would.
+[[noreturn]] HUTCH_CHILD_CODE inline void exec_init(const Plan& plan) noexcept {
+  char* out = plan.init_report_arg;
+  char digits[16];
+  int count = 0;
+  for (long fd = plan.error_fd; count == 0 || fd > 0; fd /= 10)
+    digits[count++] = char('0' + fd % 10);
+  for (int i = 0; i < count; ++i) out[i] = digits[count - 1 - i];
+  out[count] = '\0';
+  raw::sys(SYS_fcntl, plan.error_fd, F_SETFD, 0);
+  long r = raw::sys(SYS_execveat, plan.init_fd, "", plan.init_argv, plan.envp, AT_EMPTY_PATH);
+  raw::sys(SYS_fcntl, plan.error_fd, F_SETFD, FD_CLOEXEC);
+  fail(plan, Step::exec, r, init_index);
+}
+
 [[noreturn]] HUTCH_CHILD_CODE inline void exec(const Plan& plan) noexcept {
   unblock_signals();
+  if (plan.init_fd >= 0) exec_init(plan);
   long saved = -ENOENT;
   int saved_index = 0;
   for (std::size_t i = 0; i < plan.exec_path_count; ++i) {

@@ -25,12 +25,13 @@ namespace hutch::detail::child {
 /// writes id maps, forever). Kernels without close_range (before 5.9) keep them a little longer;
 /// false then.
 HUTCH_CHILD_CODE inline bool close_unneeded_fds(const Plan& plan) noexcept {
-  int keep[72];
+  int keep[75];
   std::size_t n = 0;
   auto add = [&](int fd) {
-    if (fd >= 0 && n < 72) keep[n++] = fd;
+    if (fd >= 0 && n < 75) keep[n++] = fd;
   };
   add(0), add(1), add(2), add(plan.error_fd), add(plan.sync_fd), add(plan.test_pause_fd);
+  add(plan.join_pidfd), add(plan.join_cgroup_fd), add(plan.init_fd);
   for (std::size_t i = 0; i < plan.fd_move_count && i < 64; ++i) add(plan.fd_moves[i].source);
   for (std::size_t i = 1; i < n; ++i) {  // insertion sort: a handful of numbers
     for (std::size_t j = i; j > 0 && keep[j - 1] > keep[j]; --j) {
@@ -82,9 +83,10 @@ HUTCH_CHILD_CODE inline void mark_cloexec_from(const Plan& plan, int floor) noex
 }
 
 /// Puts every FdMove source onto its target and leaves nothing else open across exec. The
-/// report pipe (and the sync socket, still needed for create()) may move: `error_fd` and
-/// `sync_fd` say where they are afterwards.
-HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd, int& sync_fd) noexcept {
+/// report pipe (and the sync socket, still needed for create(), and an init's memfd) may move:
+/// `error_fd`, `sync_fd` and `init_fd` say where they are afterwards.
+HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd, int& sync_fd,
+                                       int& init_fd) noexcept {
   const int floor = plan.max_target + 1;
   // Lift the report pipe, the sync socket and every source above all targets, so no dup3
   // below overwrites a descriptor that another move still needs. A failure names `report`
@@ -97,6 +99,7 @@ HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd, int& syn
   };
   lift(error_fd, error_fd);
   lift(sync_fd, sync_fd);
+  lift(init_fd, init_fd);
   int sources[64];
   const std::size_t count = plan.fd_move_count < 64 ? plan.fd_move_count : 64;
   for (std::size_t i = 0; i < count; ++i) {

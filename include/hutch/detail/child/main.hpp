@@ -48,17 +48,8 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   set_up_host_identity(plan);
   run_mount_steps(plan);
 
-  int error_fd = plan.error_fd;
   int sync_fd = plan.wait_for_start ? plan.sync_fd : -1;
-  setup_fds(plan, error_fd, sync_fd);
-  Plan patched = plan;  // the report pipe may have moved (and the sync socket: sync_fd)
-  patched.error_fd = error_fd;
-  start_session(patched);
-  apply_credentials(patched);
-  if (patched.cwd) {
-    long r = raw::sys(SYS_chdir, patched.cwd);
-    if (r < 0) fail(patched, Step::chdir, r);
-  }
+  const Plan patched = become_the_process(plan, sync_fd);
   if (patched.test_pause_fd >= 0) {
     char go = 0;
     raw::sys_retry(SYS_read, patched.test_pause_fd, &go, 1);
