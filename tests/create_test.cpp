@@ -86,7 +86,23 @@ TEST(Create, SetupFailuresComeFromCreateAndLeaveNothing) {
 // exec's own failures are start()'s, the container is gone then, and it starts only once.
 TEST(Create, ExecFailuresComeFromStartAndItStartsOnce) {
   LeakCheck leaks;
-  auto created = in_busybox({"/no/such/command"}).create();
+  // A command that is not there fails at once (as `runc create` fails).
+  auto missing = in_busybox({"/no/such/command"}).create();
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().step, Step::exec) << missing.error().message();
+  // One that is there but cannot run (its interpreter is missing) fails at start().
+  char script[] = "/tmp/hutch-script-XXXXXX";
+  const int fd = ::mkstemp(script);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "#!/no/such/interpreter\n", 23), 23);
+  ::close(fd);
+  ::chmod(script, 0755);
+  auto created = Container{}
+                     .command({"/script"})
+                     .rootfs(RootFs::directory(busybox).overlay().bind(script, "/script",
+                                                                       hutch::read_only))
+                     .create();
+  ::unlink(script);
   ASSERT_TRUE(created) << created.error().message();
   const pid_t pid = created->pid();
   auto child = created->start();

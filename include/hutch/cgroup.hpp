@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "detail/cgroup_fs.hpp"
+#include "detail/cgroup_write.hpp"
 #include "detail/cgroup_layout.hpp"
 #include "detail/cgroup_limits.hpp"
 #include "error.hpp"
@@ -52,6 +53,9 @@ class CGroup {
 
   /// memory.max (v1 memory.limit_in_bytes): above it the kernel reclaims, then OOM-kills.
   CGroup& memory_max(std::uint64_t bytes) { return set(limits_.memory_max, bytes); }
+  /// memory.low (v1: memory.soft_limit_in_bytes): memory kept from reclaim while others have
+  /// some to give (an OCI config's memory.reservation).
+  CGroup& memory_low(std::uint64_t bytes) { return set(limits_.memory_low, bytes); }
   /// memory.high (v1: memory.soft_limit_in_bytes, a weaker hint): throttles and reclaims.
   CGroup& memory_high(std::uint64_t bytes) { return set(limits_.memory_high, bytes); }
   /// memory.swap.max (v1: memory.memsw.limit_in_bytes = memory_max + this).
@@ -73,6 +77,40 @@ class CGroup {
   }
   /// cpu.weight, 1..10000, default 100 (v1 cpu.shares, converted).
   CGroup& cpu_weight(std::uint64_t weight) { return set(limits_.cpu_weight, weight); }
+  /// cpu.shares as v1 counts them, 2..262144 (v2 cpu.weight, converted as runc does).
+  CGroup& cpu_shares(std::uint64_t shares) { return set(limits_.cpu_shares, shares); }
+  /// cpu.idle (v2, Linux 5.15): the cgroup's tasks run only when the CPU has nothing else.
+  CGroup& cpu_idle(bool yes) {
+    limits_.cpu_idle = yes;
+    return *this;
+  }
+  /// memory.swappiness (v1 only), 0..100.
+  CGroup& memory_swappiness(std::uint64_t value) { return set(limits_.memory_swappiness, value); }
+  /// memory.oom_control's oom_kill_disable (v1 only): processes over the limit wait rather
+  /// than die.
+  CGroup& oom_kill_disable(bool yes) {
+    limits_.oom_kill_disable = yes;
+    return *this;
+  }
+  /// The devices its processes may use: every device denied, then `rules` in order (v1
+  /// devices.allow/deny; v2 an eBPF program attached to the cgroup).
+  CGroup& devices(std::vector<DeviceRule> rules) {
+    limits_.devices = std::move(rules);
+    return *this;
+  }
+  /// A cgroup v2 interface file written as it is (an OCI config's linux.resources.unified).
+  CGroup& unified(std::string file, std::string value) {
+    limits_.unified[std::move(file)] = std::move(value);
+    return *this;
+  }
+  /// Places the cgroup at `path` from each hierarchy's root (e.g. "/libpod_parent/libpod-x",
+  /// as an OCI config's cgroupsPath gives it) instead of below the caller's own cgroup:
+  /// missing parents are made and an existing empty leaf is adopted. For OCI runtimes, which
+  /// are told where; a library caller should leave cgroups below its own.
+  CGroup& at(std::string path) {
+    limits_.path = std::move(path);
+    return *this;
+  }
   /// cpuset.cpus, e.g. "0-1,3"; must be a subset of the caller's.
   CGroup& cpuset_cpus(std::string cpus) {
     limits_.cpuset_cpus = std::move(cpus);
@@ -140,12 +178,13 @@ class LiveCGroup {
     }
     LiveCGroup live;
     live.dirs_.layout = layout.kind;
-    live.named_ = !limits.name.empty();
-    if (layout.kind == CGroupLayout::unified) {
-      HUTCH_TRYV(detail::create_v2(live.dirs_, limits, layout.hierarchies.front(), name));
-    } else {
-      HUTCH_TRYV(detail::create_v1(live.dirs_, limits, layout, name));
+    live.named_ = !limits.name.empty() || !limits.path.empty();
+    for (const auto& h : layout.hierarchies) {
+      if (h.v2 || detail::v1_wanted(h, limits)) {
+        HUTCH_TRYV(detail::make_leaf(live.dirs_, limits, h, name));
+      }
     }
+    HUTCH_TRYV(detail::write_limits(live.dirs_, limits));
     return live;
   }
 
@@ -156,6 +195,42 @@ class LiveCGroup {
     if (!layout) return layout.error();
     HUTCH_TRYV(detail::validate_limits(spec.limits(), *layout));
     return layout->kind;
+  }
+
+  /// Writes `spec`'s limits into this cgroup's directories (`runc update`); its name and path
+  /// are not looked at.
+  result<void> update(const CGroup& spec) const {
+    const auto& layout = detail::host_layout();
+    if (!layout) return layout.error();
+    detail::CGroupLimits limits = spec.limits();
+    limits.name.clear();
+    limits.path.clear();
+    HUTCH_TRYV(detail::validate_limits(limits, *layout));
+    return detail::write_limits(dirs_, limits);
+  }
+
+  /// The cgroup whose directories are `paths` (as paths() gave them, e.g. kept in an OCI
+  /// runtime's state): to stat, freeze, kill or remove from another process. Removing it is
+  /// up to the caller (release() keeps it).
+  static result<LiveCGroup> open(const std::vector<std::string>& paths) {
+    const auto& layout = detail::host_layout();
+    if (!layout) return layout.error();
+    LiveCGroup live;
+    live.dirs_.layout = layout->kind;
+    live.named_ = true;
+    for (const auto& path : paths) {
+      std::string names;
+      for (const auto& h : layout->hierarchies) {
+        if (path == h.mount || path.starts_with(h.mount + "/")) {
+          for (const auto& c : h.controllers) names += (names.empty() ? "" : ",") + c;
+          if (h.v2) names = "pids,memory,cpu,cpuset,io,freezer";
+        }
+      }
+      if (names.empty()) return make_error(Step::cgroup_read, ENOENT, path, "not a cgroup");
+      live.dirs_.dirs.push_back(path);
+      live.dirs_.controllers.push_back("," + names + ",");
+    }
+    return live;
   }
 
   CGroupLayout layout() const noexcept { return dirs_.layout; }

@@ -73,6 +73,37 @@ class Container : public detail::ProcessBuilder<Container, detail::Spec> {
     spec_.cgroup = std::move(spec);
     return *this;
   }
+  /// The NIS domain name inside (setdomainname(2)); needs `Namespace::uts`.
+  Container& domainname(std::string name) {
+    spec_.domainname = std::move(name);
+    return *this;
+  }
+  /// Sets a namespaced kernel parameter inside the container once its /proc is mounted, e.g.
+  /// `sysctl("net.ipv4.ip_unprivileged_port_start", "0")`. Only those that belong to the
+  /// container's own namespaces are accepted (net.* with a network namespace, kernel.shm*,
+  /// kernel.msg*, kernel.sem and fs.mqueue.* with an ipc namespace): others would change the
+  /// host.
+  Container& sysctl(std::string key, std::string value) {
+    spec_.sysctls.emplace_back(std::move(key), std::move(value));
+    return *this;
+  }
+  /// Joins the existing namespace at `path` (e.g. /proc/PID/ns/net: another container's, as
+  /// a pod's containers share one) instead of making a new one of that type. net, ipc, uts,
+  /// cgroup and pid may be joined; time only by create(), whose child does not share the
+  /// host's memory.
+  Container& join_namespace(Namespace type, std::string path) {
+    spec_.joined.push_back({type, std::move(path)});
+    spec_.namespaces = spec_.namespaces.with(type);
+    return *this;
+  }
+  /// With create(): the created container waits, set up, for a reader of the FIFO at `path`
+  /// (made if missing) instead of for Created::start(), so any process may start it with
+  /// hutch::start_created(path) — as `runc start` does through runc's exec.fifo. Give it
+  /// `die_with_parent(false)` to let it outlive the creating process.
+  Container& start_fifo(std::string path) {
+    spec_.start_fifo = std::move(path);
+    return *this;
+  }
   /// Runs a tiny init as PID 1 with the command as its child, as `docker run --init` does:
   /// it forwards every signal to the command, reaps the orphans that are reparented to it,
   /// and exits with the command's status (a signal N as 128+N). The init is hutch-init

@@ -63,6 +63,8 @@
   X(set_controlling_tty, "spawn", "make the terminal the controlling tty", true) \
   X(reset_signals, "spawn", "reset signals", true)                               \
   X(set_hostname, "spawn", "sethostname", true)                                  \
+  X(set_sysctl, "spawn", "write sysctl", true)                                   \
+  X(wait_for_start, "spawn", "open the start FIFO", true)                        \
   X(set_loopback_up, "spawn", "bring loopback up", true)                         \
   X(unshare_time, "spawn", "unshare time namespace", true)                       \
   X(unshare_cgroup, "spawn", "unshare cgroup namespace", true)                   \
@@ -73,6 +75,7 @@
   X(mask_path, "spawn", "mask path", true)                                       \
   X(make_symlink, "spawn", "create symlink", true)                               \
   X(make_directory, "spawn", "create mount point", true)                         \
+  X(make_device, "spawn", "mknod", true)                                         \
   X(pivot_root, "spawn", "pivot_root", true)                                     \
   X(chroot, "spawn", "chroot", true)                                             \
   X(set_rlimit, "spawn", "setrlimit", true)                                      \

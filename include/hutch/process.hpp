@@ -128,7 +128,13 @@ class ProcessBuilder {
   /// The capabilities the command keeps: bounding, permitted and effective sets (inheritable
   /// and ambient are empty). Default: `Capabilities::defaults()`, Docker's 14.
   Derived& capabilities(Capabilities set) {
-    spec_.capabilities = set;
+    spec_.capabilities = CapabilitySets::of(set);
+    return self();
+  }
+  /// Each capability set on its own (an OCI config's process.capabilities): the ambient set
+  /// must lie in both the permitted and the inheritable sets.
+  Derived& capability_sets(CapabilitySets sets) {
+    spec_.capabilities = sets;
     return self();
   }
   /// PR_SET_NO_NEW_PRIVS (on by default): execve can never grant privileges, not through
@@ -167,6 +173,12 @@ class ProcessBuilder {
   /// the OOM killer picks it. Lowering it below the caller's own needs CAP_SYS_RESOURCE.
   Derived& oom_score_adj(int adjustment) {
     spec_.oom_score_adj = adjustment;
+    return self();
+  }
+  /// Executes the file open as `fd` (borrowed; execveat(2)) instead of looking argv[0] up:
+  /// a host binary run inside the container, as an OCI createContainer hook is.
+  Derived& executable_fd(int fd) {
+    spec_.exec_fd = fd;
     return self();
   }
   /// Whether the process is killed (SIGKILL) when the thread that started it ends.

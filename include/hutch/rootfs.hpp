@@ -24,18 +24,43 @@ enum class Standard : std::uint8_t {
   readonly_paths,  ///< OCI default read-only paths (/proc/sys, /proc/sysrq-trigger, ...)
   cgroup,          ///< /sys/fs/cgroup read-only: the container's own cgroup tree (with a
                    ///< cgroup namespace), as runc mounts it; v2, or each v1 hierarchy
+  devices,         ///< the default device nodes and /dev links made in whatever /dev the
+                   ///< mounts give, when `dev` is off (what an OCI runtime must make)
+};
+
+/// A mount as an OCI config gives it: a filesystem type (or "bind"), a source, a target
+/// inside the container, mount(2) flags, filesystem data, and a propagation.
+struct Mount {
+  std::string type = {};    // "bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup", ...
+  std::string source = {};  // a host path for a bind; the filesystem's source name otherwise
+  std::string target = {};  // absolute inside the container
+  unsigned long flags = 0;  // MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, ...
+  std::string data = {};    // "mode=755,size=65536k"
+  unsigned long propagation = 0;  // MS_PRIVATE, MS_SLAVE, MS_SHARED, MS_UNBINDABLE (| MS_REC)
+  /// The flags' read-only, nosuid, nodev and noexec apply to every mount below a recursive
+  /// bind too (mount_setattr(2) AT_RECURSIVE, as "rro" asks).
+  bool recursive_attributes = false;
+};
+
+/// A device node to make in the container (an OCI config's linux.devices).
+struct Device {
+  std::string path = {};  // inside the container, e.g. "/dev/fuse"
+  char type = 'c';        // 'c', 'b' or 'p'
+  unsigned major = 0, minor = 0;
+  unsigned mode = 0666;
 };
 
 namespace detail {
 
 /// One mount the user asked for (RootFs::bind, RootFs::tmpfs).
 struct UserMount {
-  enum class Kind : std::uint8_t { bind, tmpfs } kind;
+  enum class Kind : std::uint8_t { bind, tmpfs, mount, mask, readonly } kind;
   std::string source;  // host path (bind)
   std::string target;  // absolute path inside the container
   Access access = read_write;
   std::uint64_t size = 0;  // tmpfs
   unsigned mode = 01777;   // tmpfs
+  Mount mount = {};        // Kind::mount: the whole of it
 };
 
 /// What a RootFs describes, as plain data for the mount planner (detail/mount_plan.hpp).
@@ -47,7 +72,9 @@ struct RootFsSpec {
   bool chroot = false;
   bool keep_scratch = false;
   std::string scratch_parent;  // empty: hutch picks one (a private tmpfs on it)
-  unsigned standard = 0x3f;    // bit per Standard part
+  unsigned standard = 0x3f;    // bit per Standard part (devices off: dev makes them)
+  std::vector<Device> devices;
+  unsigned long root_propagation = 0;  // after pivot_root; 0: private, as set first
 
   bool has(Standard part) const noexcept {
     return (standard & (1u << static_cast<unsigned>(part))) != 0;
@@ -113,6 +140,45 @@ class RootFs {
   RootFs& tmpfs(std::string inside, std::uint64_t size, unsigned mode = 01777) {
     spec_.mounts.push_back(
         {detail::UserMount::Kind::tmpfs, {}, std::move(inside), read_write, size, mode});
+    return *this;
+  }
+  /// A mount in full (an OCI config's; RootFs::bind and tmpfs are the common cases). Mounts
+  /// happen in the order given, after the standard ones; cgroup and cgroup2 mounts show the
+  /// container's own cgroup tree once it is in its cgroup namespace.
+  RootFs& mount(Mount m) {
+    detail::UserMount u{detail::UserMount::Kind::mount, m.source, m.target, read_write, 0, 0, {}};
+    u.mount = std::move(m);
+    spec_.mounts.push_back(std::move(u));
+    return *this;
+  }
+  /// Hides `inside` (if it exists): /dev/null over a file, an empty read-only tmpfs over a
+  /// directory (an OCI config's maskedPaths).
+  RootFs& mask(std::string inside) {
+    spec_.mounts.push_back(
+        {detail::UserMount::Kind::mask, {}, std::move(inside), Access::read_only, 0, 0, {}});
+    return *this;
+  }
+  /// Makes `inside` read-only (if it exists), with every mount below it (readonlyPaths).
+  RootFs& readonly(std::string inside) {
+    spec_.mounts.push_back(
+        {detail::UserMount::Kind::readonly, {}, std::move(inside), Access::read_only, 0, 0, {}});
+    return *this;
+  }
+  /// Makes a device node: the host's node of the same number bound where there is one (it
+  /// works in a user namespace), else mknod(2), which needs CAP_MKNOD on the host.
+  RootFs& device(Device d) {
+    spec_.devices.push_back(std::move(d));
+    return *this;
+  }
+  /// The root's propagation once entered (MS_SHARED, MS_SLAVE, MS_PRIVATE, MS_UNBINDABLE;
+  /// with MS_REC), as an OCI config's rootfsPropagation; private by default.
+  RootFs& propagation(unsigned long flags) {
+    spec_.root_propagation = flags;
+    return *this;
+  }
+  /// Turns one part of the standard set on (Standard::devices is off unless asked).
+  RootFs& with(Standard part) {
+    spec_.standard |= 1u << static_cast<unsigned>(part);
     return *this;
   }
   /// Turns off one part of the standard set.

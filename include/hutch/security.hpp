@@ -161,6 +161,21 @@ inline result<Capability> parse_capability(std::string_view text) {
   return invalid(std::string(text), "not a capability name (capabilities(7), e.g. CAP_NET_RAW)");
 }
 
+/// All five capability sets of a process (capabilities(7)). Capabilities::defaults() and
+/// Container::capabilities() make bounding = permitted = effective and leave inheritable and
+/// ambient empty, as Docker does; an OCI config may give each.
+struct CapabilitySets {
+  Capabilities bounding = Capabilities::defaults();
+  Capabilities effective = Capabilities::defaults();
+  Capabilities permitted = Capabilities::defaults();
+  Capabilities inheritable = Capabilities::none();
+  Capabilities ambient = Capabilities::none();
+  static constexpr CapabilitySets of(Capabilities set) noexcept {
+    return {set, set, set, Capabilities::none(), Capabilities::none()};
+  }
+  friend constexpr bool operator==(const CapabilitySets&, const CapabilitySets&) = default;
+};
+
 /// A compiled seccomp filter (seccomp(2), SECCOMP_SET_MODE_FILTER): classic BPF that the
 /// container installs as its very last step before execve, so the filter never sees the
 /// setup's own mounts. Build one with `hutch::Seccomp` (hutch/seccomp.hpp, the optional

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -276,4 +277,64 @@ TEST(MountPlan, BadInputIsRefusedBeforeAnythingIsPlanned) {
   EXPECT_EQ(missing_bind.root.error().subject, snap.path() + "/nope");
   auto colon = hutch::detail::RootFsPlanner::check_overlay_path("/a:b");
   EXPECT_FALSE(colon) << "overlayfs cannot take ':' in a layer path";
+}
+
+TEST(MountPlan, AnOciConfigsMountsArePlannedAsGiven) {
+  Snapshot snap;
+  auto fs = RootFs::directory(snap.lower())
+                .without(Standard::proc)
+                .without(Standard::dev)
+                .without(Standard::sys)
+                .without(Standard::masked_paths)
+                .without(Standard::readonly_paths)
+                .without(Standard::cgroup)
+                .with(Standard::devices)
+                .mount({.type = "proc", .source = "proc", .target = "/proc"})
+                .mount({.type = "tmpfs",
+                        .source = "tmpfs",
+                        .target = "/dev",
+                        .flags = MS_NOSUID,
+                        .data = "mode=755,size=65536k"})
+                .mount({.type = "cgroup", .source = "cgroup", .target = "/sys/fs/cgroup",
+                        .flags = MS_RDONLY})
+                .mount({.type = "bind",
+                        .source = snap.path(),
+                        .target = "/data",
+                        .flags = MS_REC | MS_RDONLY | MS_NOSUID,
+                        .propagation = MS_SLAVE | MS_REC,
+                        .recursive_attributes = true})
+                .mask("/proc/kcore")
+                .readonly("/proc/sys")
+                .device({.path = "/dev/hutch-test-null", .type = 'c', .major = 1, .minor = 3})
+                .propagation(MS_SHARED | MS_REC);
+  Layout v2{hutch::CGroupLayout::unified, {{"/sys/fs/cgroup", {"memory"}, "/", true}}};
+  auto p = plan(fs, Namespaces::all(), &v2);
+  ASSERT_TRUE(p.root) << p.root.error().message();
+  const MountStep* dev = find(p, Kind::mount, "/dev");
+  ASSERT_NE(dev, nullptr);
+  EXPECT_EQ(str(dev->data), "mode=755,size=65536k");
+  EXPECT_EQ(dev->flags, static_cast<unsigned long>(MS_NOSUID));
+  const MountStep* data = find(p, Kind::bind, "/data");
+  ASSERT_NE(data, nullptr);
+  EXPECT_TRUE(data->flags & MS_REC);
+  EXPECT_FALSE(data->flags & MS_RDONLY) << "read-only comes after, by mount_setattr";
+  const MountStep* attributes = find(p, Kind::attributes, "/data");
+  ASSERT_NE(attributes, nullptr);
+  EXPECT_EQ(attributes->flags, 0x1ul | 0x2ul);
+  EXPECT_TRUE(attributes->recursive);
+  EXPECT_NE(find(p, Kind::propagate, "/data"), nullptr);
+  EXPECT_NE(find(p, Kind::mask, "/proc/kcore"), nullptr);
+  EXPECT_NE(find(p, Kind::readonly, "/proc/sys"), nullptr);
+  EXPECT_NE(find(p, Kind::bind, "/dev/null"), nullptr) << "the default devices";
+  EXPECT_NE(find(p, Kind::symlink, "/dev/ptmx"), nullptr);
+  const MountStep* node = find(p, Kind::node, "/dev/hutch-test-null");
+  ASSERT_NE(node, nullptr) << "no host node of that path: mknod";
+  EXPECT_EQ(node->device, makedev(1, 3));
+  // The cgroup mount comes once the cgroup namespace is entered; the root's propagation
+  // after pivot_root.
+  EXPECT_GT(index_of(p, Kind::mount, "/sys/fs/cgroup"), index_of(p, Kind::enter_cgroup));
+  EXPECT_GT(index_of(p, Kind::propagate, "/"), index_of(p, Kind::pivot_root));
+  // Nothing of the standard set but the devices.
+  EXPECT_EQ(find(p, Kind::mount, "mqueue"), nullptr);
+  EXPECT_EQ(find(p, Kind::mask, "kcore"), nullptr);
 }

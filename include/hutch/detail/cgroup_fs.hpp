@@ -1,5 +1,6 @@
-// hutch — cgroupfs: checking limits against the host's hierarchies and creating a cgroup's
-// directories with its limits written (v2 and v1).
+// hutch — cgroupfs: checking limits against the host's hierarchies, creating a cgroup's
+// directories (below the caller's own, or at a path an OCI config names) and writing its
+// limits into them (v2 and v1), and reclaiming what dead hosts left.
 #pragma once
 
 #include <dirent.h>
@@ -31,44 +32,29 @@ inline std::atomic<unsigned> cgroup_counter{0};
 /// shares the victim's memory, the host included.
 inline constexpr std::uint64_t min_memory_limit = std::uint64_t{6} << 20;
 
-/// Checks limits before anything is created: names, ranges, devices, cpusets.
-inline result<void> validate_limits(const CGroupLimits& spec, const Layout& layout) {
-  const std::string& name = spec.name;
-  if (!name.empty() && (name == "." || name == ".." || name.find('/') != std::string::npos ||
-                        name.find('\0') != std::string::npos || name.size() > 200)) {
-    return invalid(name, "a cgroup name is one path component: no '/', not '.' or '..'");
+/// "8:0" from a block device's node, or "8:0" given as is; empty if it is neither.
+inline std::string device_numbers(const std::string& device) {
+  unsigned major_number = 0, minor_number = 0;
+  char rest = 0;
+  if (std::sscanf(device.c_str(), "%u:%u%c", &major_number, &minor_number, &rest) == 2) {
+    return device;
   }
-  for (auto [limit, what] :
-       {std::pair{spec.memory_max, "memory_max"}, std::pair{spec.memory_high, "memory_high"}}) {
-    if (limit && *limit < min_memory_limit) {
-      return invalid(fmt::format("{} {}", what, *limit),
-                     "a container needs at least 6 MiB: a smaller limit would end its setup "
-                     "(and, sharing the host's memory then, the host) in the OOM killer");
-    }
-  }
-  if (spec.cpu_fraction) {
-    if (!(*spec.cpu_fraction > 0) || spec.cpu_quota_us < 1000 || spec.cpu_period_us < 1000 ||
-        spec.cpu_period_us > 1000000) {
-      return invalid("cpu_max",
-                     "needs a quota of at least 1000 us and a period of 1000-1000000 us");
-    }
-  }
-  if (spec.cpu_weight && (*spec.cpu_weight < 1 || *spec.cpu_weight > 10000)) {
-    return invalid(std::to_string(*spec.cpu_weight), "cpu_weight is 1..10000");
-  }
-  if (spec.io_weight && (*spec.io_weight < 1 || *spec.io_weight > 10000)) {
-    return invalid(std::to_string(*spec.io_weight), "io_weight is 1..10000");
-  }
-  if (spec.pids_max && *spec.pids_max == 0) return invalid("pids_max", "must be > 0");
-  for (const auto& io : spec.io_max) {
-    struct stat st {};
-    if (::stat(io.device.c_str(), &st) != 0) {
-      return last_error(Step::validate, io.device, "io_max device");
-    }
-    if (!S_ISBLK(st.st_mode)) {
-      return make_error(Step::validate, ENOTBLK, io.device, "io_max needs a block device");
-    }
-  }
+  struct stat st {};
+  if (::stat(device.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return {};
+  return fmt::format("{}:{}", major(st.st_rdev), minor(st.st_rdev));
+}
+
+/// A cgroup path from a hierarchy's root: absolute, no "." or "..", no empty component.
+inline bool clean_cgroup_path(std::string_view path) {
+  if (path.size() < 2 || path[0] != '/' || path.back() == '/' || path.size() > 4096) return false;
+  bool ok = true;
+  split(path.substr(1), '/', [&](std::string_view part) {
+    ok &= !part.empty() && part != "." && part != ".." && part.find('\0') == std::string::npos;
+  });
+  return ok;
+}
+
+inline result<void> check_cpusets(const CGroupLimits& spec, const Layout& layout) {
   for (auto [list, file, what] : {std::tuple{&spec.cpuset_cpus, "cpuset.cpus", "cpuset_cpus"},
                                   std::tuple{&spec.cpuset_mems, "cpuset.mems", "cpuset_mems"}}) {
     if (list->empty()) continue;
@@ -93,10 +79,66 @@ inline result<void> validate_limits(const CGroupLimits& spec, const Layout& layo
   return success();
 }
 
-inline std::string device_numbers(const std::string& device) {
-  struct stat st {};
-  ::stat(device.c_str(), &st);
-  return fmt::format("{}:{}", major(st.st_rdev), minor(st.st_rdev));
+/// Checks limits before anything is created: names, ranges, devices, cpusets.
+inline result<void> validate_limits(const CGroupLimits& spec, const Layout& layout) {
+  const std::string& name = spec.name;
+  if (!name.empty() && (name == "." || name == ".." || name.find('/') != std::string::npos ||
+                        name.find('\0') != std::string::npos || name.size() > 200)) {
+    return invalid(name, "a cgroup name is one path component: no '/', not '.' or '..'");
+  }
+  if (!spec.path.empty() && !clean_cgroup_path(spec.path)) {
+    return invalid(spec.path, "a cgroup path is absolute, without '.', '..' or empty parts");
+  }
+  for (auto [limit, what] : {std::pair{spec.memory_max, "memory_max"},
+                             std::pair{spec.memory_high, "memory_high"}}) {
+    if (limit && *limit < min_memory_limit) {
+      return invalid(fmt::format("{} {}", what, *limit),
+                     "a container needs at least 6 MiB: a smaller limit would end its setup "
+                     "(and, sharing the host's memory then, the host) in the OOM killer");
+    }
+  }
+  if (spec.cpu_fraction) {
+    if (!(*spec.cpu_fraction > 0) || spec.cpu_quota_us < 1000 || spec.cpu_period_us < 1000 ||
+        spec.cpu_period_us > 1000000) {
+      return invalid("cpu_max", "needs a quota of at least 1000 us and a period of 1000-1000000 us");
+    }
+  }
+  if (spec.cpu_weight && (*spec.cpu_weight < 1 || *spec.cpu_weight > 10000)) {
+    return invalid(std::to_string(*spec.cpu_weight), "cpu_weight is 1..10000");
+  }
+  if (spec.cpu_shares && (*spec.cpu_shares < 2 || *spec.cpu_shares > 262144)) {
+    return invalid(std::to_string(*spec.cpu_shares), "cpu_shares is 2..262144");
+  }
+  if (spec.io_weight && (*spec.io_weight < 1 || *spec.io_weight > 10000)) {
+    return invalid(std::to_string(*spec.io_weight), "io_weight is 1..10000");
+  }
+  if (spec.memory_swappiness && *spec.memory_swappiness > 100) {
+    return invalid(std::to_string(*spec.memory_swappiness), "swappiness is 0..100");
+  }
+  if (spec.pids_max && *spec.pids_max == 0) return invalid("pids_max", "must be > 0");
+  for (const auto& io : spec.io_max) {
+    if (!device_numbers(io.device).empty()) continue;
+    struct stat st {};
+    if (::stat(io.device.c_str(), &st) != 0) {
+      return last_error(Step::validate, io.device, "io_max device");
+    }
+    return make_error(Step::validate, ENOTBLK, io.device,
+                      "io_max needs a block device (its node, or its major:minor)");
+  }
+  for (const auto& [file, value] : spec.unified) {
+    if (layout.kind != CGroupLayout::unified) {
+      return invalid(file, "unified (cgroup v2) settings need a cgroup v2 host");
+    }
+    if (file.empty() || file.find('/') != std::string::npos || file == "." || file == ".." ||
+        file.starts_with("cgroup.")) {
+      return invalid(file, "not a cgroup v2 interface file");
+    }
+  }
+  if (layout.kind == CGroupLayout::unified && (spec.memory_swappiness || spec.oom_kill_disable)) {
+    return invalid(spec.memory_swappiness ? "memory_swappiness" : "oom_kill_disable",
+                   "cgroup v2 has no such setting");
+  }
+  return check_cpusets(spec, layout);
 }
 
 /// The directories of one cgroup, one per hierarchy (v2: one), with the controllers each
@@ -117,9 +159,16 @@ struct CGroupDirs {
     return std::nullopt;
   }
 
-  /// Creates `dir` and records it (so a later failure removes it).
-  result<void> make_dir(const std::string& dir, const std::string& names) {
+  /// Creates `dir` and records it (so a later failure removes it). With `adopt`, an existing
+  /// directory without processes is taken as it is (an OCI cgroupsPath's).
+  result<void> make_dir(const std::string& dir, const std::string& names, bool adopt = false) {
     if (::mkdir(dir.c_str(), 0755) != 0) {
+      if (errno == EEXIST && adopt &&
+          read_text(dir + "/cgroup.procs").find_first_not_of(" \n") == std::string::npos) {
+        dirs.push_back(dir);
+        controllers.push_back("," + names + ",");
+        return success();
+      }
       std::string note;
       if (errno == EEXIST) note = "hutch only uses cgroups it creates; pick another name";
       if (errno == EACCES || errno == EPERM || errno == EROFS) {
@@ -136,25 +185,24 @@ struct CGroupDirs {
   }
 };
 
-inline result<void> write_limit(const std::string& dir, const std::string& file,
-                                const std::string& value) {
-  if (!write_text(dir + "/" + file, value)) {
-    return last_error(Step::cgroup_configure, dir + "/" + file, value);
-  }
-  return success();
-}
-
-/// Controllers must be enabled in the parent's subtree_control; a cgroup that holds processes
-/// (our own, unless it is the root) cannot enable them, and we never move the caller, so the
-/// delegation must already be there.
-inline result<void> enable_v2_controllers(const CGroupLimits& spec, const Hierarchy& h) {
+/// The v2 controllers a spec needs.
+inline std::vector<std::string> v2_controllers(const CGroupLimits& spec) {
   std::vector<std::string> needed = {"pids", "memory"};
-  if (spec.cpu_fraction || spec.cpu_weight) needed.push_back("cpu");
+  if (spec.cpu_fraction || spec.cpu_weight || spec.cpu_shares || spec.cpu_idle) {
+    needed.push_back("cpu");
+  }
   if (!spec.cpuset_cpus.empty() || !spec.cpuset_mems.empty()) needed.push_back("cpuset");
   if (spec.io_weight || !spec.io_max.empty()) needed.push_back("io");
-  const std::string parent = h.own_dir();
+  return needed;
+}
+
+/// Controllers must be enabled in a parent's subtree_control; a cgroup that holds processes
+/// (our own, unless it is the root) cannot enable them, and we never move the caller, so the
+/// delegation must already be there.
+inline result<void> enable_v2_controllers(const CGroupLimits& spec, const Hierarchy& h,
+                                          const std::string& parent) {
   std::string enabled = " " + read_text(parent + "/cgroup.subtree_control") + " ";
-  for (const auto& c : needed) {
+  for (const auto& c : v2_controllers(spec)) {
     if (enabled.find(" " + c + " ") != std::string::npos ||
         enabled.find(" " + c + "\n") != std::string::npos) {
       continue;
@@ -174,118 +222,45 @@ inline result<void> enable_v2_controllers(const CGroupLimits& spec, const Hierar
   return success();
 }
 
-inline result<void> create_v2(CGroupDirs& out, const CGroupLimits& spec, const Hierarchy& h,
-                              const std::string& name) {
-  HUTCH_TRYV(enable_v2_controllers(spec, h));
-  const std::string dir = h.own_dir() + "/" + name;
-  HUTCH_TRYV(out.make_dir(dir, "pids,memory,cpu,cpuset,io,freezer"));
-  auto number = [](std::uint64_t v) { return std::to_string(v); };
-  const std::pair<const char*, std::optional<std::uint64_t>> plain[] = {
-      {"memory.max", spec.memory_max},
-      {"memory.high", spec.memory_high},
-      {"memory.swap.max", spec.memory_swap_max},
-      {"cpu.weight", spec.cpu_weight},
-      {"pids.max", spec.pids_max}};
-  for (const auto& [file, value] : plain) {
-    if (value) HUTCH_TRYV(write_limit(dir, file, number(*value)));
-  }
-  if (spec.cpu_fraction) {
-    HUTCH_TRYV(
-        write_limit(dir, "cpu.max", fmt::format("{} {}", spec.cpu_quota_us, spec.cpu_period_us)));
-  }
-  if (!spec.cpuset_cpus.empty()) HUTCH_TRYV(write_limit(dir, "cpuset.cpus", spec.cpuset_cpus));
-  if (!spec.cpuset_mems.empty()) HUTCH_TRYV(write_limit(dir, "cpuset.mems", spec.cpuset_mems));
-  if (spec.io_weight) {
-    HUTCH_TRYV(write_limit(dir, "io.weight", fmt::format("default {}", *spec.io_weight)));
-  }
-  for (const auto& io : spec.io_max) {
-    auto limit = [](std::uint64_t v) { return v ? std::to_string(v) : std::string("max"); };
-    HUTCH_TRYV(
-        write_limit(dir, "io.max",
-                    fmt::format("{} rbps={} wbps={} riops={} wiops={}", device_numbers(io.device),
-                                limit(io.read_bps), limit(io.write_bps), limit(io.read_iops),
-                                limit(io.write_iops))));
-  }
-  return success();
-}
-
-/// One v1 hierarchy's directory and the limits its controllers take.
-inline result<void> create_v1_in(CGroupDirs& out, const CGroupLimits& spec, const Hierarchy& h,
-                                 const std::string& name) {
-  std::string names;
-  for (auto& c : h.controllers) names += (names.empty() ? "" : ",") + c;
-  const std::string dir = h.own_dir() + "/" + name;
-  HUTCH_TRYV(out.make_dir(dir, names));
-  if (h.has("memory")) {
-    if (spec.memory_max) {
-      HUTCH_TRYV(write_limit(dir, "memory.limit_in_bytes", std::to_string(*spec.memory_max)));
+/// The missing parents of a cgroupsPath in hierarchy `h`, made (on v2 with the controllers
+/// enabled on the way; a v1 cpuset given its parent's cpus and mems, without which it takes
+/// no task). Returns the leaf's path.
+inline result<std::string> make_parents(const CGroupLimits& spec, const Hierarchy& h) {
+  std::string dir = h.mount;
+  if (h.v2) HUTCH_TRYV(enable_v2_controllers(spec, h, dir));
+  std::vector<std::string_view> parts;
+  split(std::string_view(spec.path).substr(1), '/', [&](std::string_view p) { parts.push_back(p); });
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    const std::string parent = dir;
+    dir += "/" + std::string(parts[i]);
+    const bool made = ::mkdir(dir.c_str(), 0755) == 0;
+    if (!made && errno != EEXIST) {
+      return last_error(Step::cgroup_create, dir, "a parent of the cgroup path");
     }
-    if (spec.memory_high) {
-      HUTCH_TRYV(write_limit(dir, "memory.soft_limit_in_bytes", std::to_string(*spec.memory_high)));
-    }
-    if (spec.memory_swap_max) {
-      std::uint64_t memory = spec.memory_max.value_or(*spec.memory_swap_max);
-      HUTCH_TRYV(write_limit(dir, "memory.memsw.limit_in_bytes",
-                             std::to_string(memory + *spec.memory_swap_max)));
-    }
-  }
-  if (h.has("cpu")) {
-    if (spec.cpu_fraction) {
-      HUTCH_TRYV(write_limit(dir, "cpu.cfs_period_us", std::to_string(spec.cpu_period_us)));
-      HUTCH_TRYV(write_limit(dir, "cpu.cfs_quota_us", std::to_string(spec.cpu_quota_us)));
-    }
-    if (spec.cpu_weight) {
-      // The inverse of the shares -> weight conversion runc and the kernel docs use.
-      std::uint64_t shares = 2 + ((*spec.cpu_weight - 1) * 262142) / 9999;
-      HUTCH_TRYV(write_limit(dir, "cpu.shares", std::to_string(shares)));
-    }
-  }
-  if (h.has("cpuset")) {
-    // A new v1 cpuset starts empty and takes no task until both lists are set.
-    auto first_line = [](std::string s) { return s.substr(0, s.find('\n')); };
-    const std::string parent_cpus = first_line(read_text(h.own_dir() + "/cpuset.cpus"));
-    const std::string parent_mems = first_line(read_text(h.own_dir() + "/cpuset.mems"));
-    HUTCH_TRYV(
-        write_limit(dir, "cpuset.cpus", spec.cpuset_cpus.empty() ? parent_cpus : spec.cpuset_cpus));
-    HUTCH_TRYV(
-        write_limit(dir, "cpuset.mems", spec.cpuset_mems.empty() ? parent_mems : spec.cpuset_mems));
-  }
-  if (h.has("pids") && spec.pids_max) {
-    HUTCH_TRYV(write_limit(dir, "pids.max", std::to_string(*spec.pids_max)));
-  }
-  if (h.has("blkio")) {
-    if (spec.io_weight) {
-      std::uint64_t weight = 10 + (*spec.io_weight - 1) * 990 / 9999;
-      HUTCH_TRYV(write_limit(dir, "blkio.weight", std::to_string(weight)));
-    }
-    for (const auto& io : spec.io_max) {
-      const std::string dev = device_numbers(io.device);
-      const std::pair<const char*, std::uint64_t> limits[] = {
-          {"blkio.throttle.read_bps_device", io.read_bps},
-          {"blkio.throttle.write_bps_device", io.write_bps},
-          {"blkio.throttle.read_iops_device", io.read_iops},
-          {"blkio.throttle.write_iops_device", io.write_iops}};
-      for (auto [file, value] : limits) {
-        if (value) HUTCH_TRYV(write_limit(dir, file, fmt::format("{} {}", dev, value)));
+    if (made && h.has("cpuset") && !h.v2) {
+      for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
+        const std::string value = read_text(parent + "/" + file);
+        write_text(dir + "/" + file, value.substr(0, value.find('\n')));
       }
     }
+    if (h.v2) HUTCH_TRYV(enable_v2_controllers(spec, h, dir));
   }
-  return success();
+  return dir + "/" + std::string(parts.back());
 }
 
-inline result<void> create_v1(CGroupDirs& out, const CGroupLimits& spec, const Layout& layout,
+/// The leaf directory for hierarchy `h`: `name` below the caller's own cgroup, or the
+/// cgroupsPath.
+inline result<void> make_leaf(CGroupDirs& out, const CGroupLimits& spec, const Hierarchy& h,
                               const std::string& name) {
-  const bool cpu = spec.cpu_fraction || spec.cpu_weight;
-  const bool cpuset = !spec.cpuset_cpus.empty() || !spec.cpuset_mems.empty();
-  const bool io = spec.io_weight || !spec.io_max.empty();
-  for (const auto& h : layout.hierarchies) {
-    // Always: memory (limits, stats, OOM), pids, cpuacct (CPU time), freezer (freeze and
-    // kill_all). The rest only when a limit needs them.
-    bool wanted = h.has("memory") || h.has("pids") || h.has("cpuacct") || h.has("freezer") ||
-                  (cpu && h.has("cpu")) || (cpuset && h.has("cpuset")) || (io && h.has("blkio"));
-    if (wanted) HUTCH_TRYV(create_v1_in(out, spec, h, name));
+  std::string names;
+  for (auto& c : h.controllers) names += (names.empty() ? "" : ",") + c;
+  if (h.v2) names = "pids,memory,cpu,cpuset,io,freezer";
+  if (spec.path.empty()) {
+    if (h.v2) HUTCH_TRYV(enable_v2_controllers(spec, h, h.own_dir()));
+    return out.make_dir(h.own_dir() + "/" + name, names);
   }
-  return success();
+  HUTCH_TRY(const std::string leaf, make_parents(spec, h));
+  return out.make_dir(leaf, names, /*adopt=*/true);
 }
 
 /// Removes the empty cgroups that hosts now gone left below the caller's own cgroup (a host

@@ -36,6 +36,10 @@ inline Error exec_error(const LaunchState& s, int err, std::size_t index) {
   if (static_cast<int>(index) == init_index) {
     return make_error(Step::exec, err, s.init_path, "the init (hutch-init)");
   }
+  if (static_cast<int>(index) == exec_fd_index) {
+    return make_error(Step::exec, err, s.strings_argv.empty() ? "" : s.strings_argv[0],
+                      "the file given by its descriptor");
+  }
   if (s.searched_path && err == ENOENT) {
     return make_error(Step::exec, err, s.strings_argv.empty() ? "" : s.strings_argv[0],
                       fmt::format("not found in PATH={}", s.search_path));
@@ -68,7 +72,12 @@ inline Error child_error(const LaunchState& s, const ChildReport& report) {
     case Step::chdir:
       return make_error(step, err, s.cwd);
     case Step::set_hostname:
-      return make_error(step, err, s.hostname);
+      return make_error(step, err, report.index == -2 ? s.domainname : s.hostname,
+                        report.index == -2 ? "setdomainname" : "");
+    case Step::set_sysctl:
+      return make_error(step, err, index < s.sysctls.size() ? s.sysctls[index].path : "");
+    case Step::join_namespaces:
+      return make_error(step, err, index < s.join_paths.size() ? s.join_paths[index] : "");
     case Step::set_controlling_tty:
       return make_error(step, err, "fd 0");
     case Step::setup_fds:

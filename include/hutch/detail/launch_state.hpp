@@ -22,7 +22,14 @@ struct LaunchState {
   std::vector<std::string> init_strings;
   std::vector<const char*> init_argv;
   std::string init_path;
-  std::string hostname, cwd, timens_offsets, oom_score_adj;
+  std::string hostname, domainname, cwd, timens_offsets, oom_score_adj;
+  std::vector<std::string> sysctl_strings;
+  std::vector<SysctlStep> sysctls;
+  std::vector<Fd> join_fds;
+  std::vector<std::string> join_paths;
+  std::vector<JoinStep> joins;
+  Fd pid_namespace;  // joined: the host's thread enters it around clone
+  Fd start_fifo;
   std::vector<gid_t> groups;
   std::vector<RlimitStep> rlimits;
   std::deque<std::string> mount_strings;  // stable addresses for MountStep pointers

@@ -37,6 +37,25 @@ struct Launched {
   std::unique_ptr<LaunchState> state;
 };
 
+/// The calling thread's pid namespace for children, entered for one clone and given back.
+class ThreadPidNamespace {
+ public:
+  ThreadPidNamespace() = default;
+  ThreadPidNamespace(const ThreadPidNamespace&) = delete;
+  ThreadPidNamespace& operator=(const ThreadPidNamespace&) = delete;
+  bool enter(int target) {
+    own_.reset(::open("/proc/thread-self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
+    if (!own_) return false;
+    return ::setns(target, CLONE_NEWPID) == 0;
+  }
+  ~ThreadPidNamespace() {
+    if (own_) ::setns(own_.get(), CLONE_NEWPID);
+  }
+
+ private:
+  Fd own_;
+};
+
 /// Whether `pid` sits in the time namespace it made for its children (a dead process counts
 /// as yes: there is nothing left to run in the wrong one).
 inline bool entered_time_namespace(pid_t pid) {
@@ -110,6 +129,14 @@ class Launcher {
  public:
   static result<Child> spawn(const Spec& c) {
     HUTCH_TRYV(validate(c));
+    if (c.start_fifo) return invalid(*c.start_fifo, "a start FIFO is for create()");
+    for (const auto& j : c.joined) {
+      if (j.type == Namespace::time) {
+        return invalid(j.path,
+                       "a time namespace can only be joined by create(): spawn()'s child "
+                       "shares the host's memory, which the kernel does not allow");
+      }
+    }
     LaunchState state;
     Launcher launcher(c, state, false);
     return launcher.run();
@@ -190,12 +217,26 @@ class Launcher {
     return success();
   }
 
+  /// The CLONE_NEW* flags of the namespaces to make: those asked for, but the joined ones.
+  std::uint64_t new_namespaces() const {
+    Namespaces made = c_.namespaces;
+    for (const auto& j : c_.joined) made = made.without(j.type);
+    return made.clone_flags();
+  }
+
   result<void> clone_child() {
     int pidfd = -1;
     auto start = [&] {
       BlockAllSignals blocked;
-      return start_child(child::main, &s_.plan, c_.namespaces.clone_flags(), stack_, pidfd,
-                         cgroup_fd_.get(), placed_, s_.plan.handlers_cleared, !create_);
+      // A pid namespace to join: our thread enters it as its children's (setns(2) changes
+      // only pid_for_children) for the clone, then returns to its own.
+      std::optional<ThreadPidNamespace> pid_namespace;
+      if (s_.pid_namespace) {
+        pid_namespace.emplace();
+        if (!pid_namespace->enter(s_.pid_namespace.get())) return -static_cast<long>(errno);
+      }
+      return start_child(child::main, &s_.plan, new_namespaces(), stack_, pidfd, cgroup_fd_.get(),
+                         placed_, s_.plan.handlers_cleared, !create_);
     };
     // A created child copies our memory's dumpable flag: copy it while no spawn has it
     // cleared, or a rootless host could not write the child's id maps.

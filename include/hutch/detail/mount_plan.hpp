@@ -5,6 +5,7 @@
 
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <deque>
 #include <filesystem>
@@ -129,7 +130,10 @@ struct RootFsPlanner {
     if (fs.has(Standard::proc)) plan_proc();
     if (fs.has(Standard::dev)) plan_dev();
     if (fs.has(Standard::sys)) plan_sys();
-    HUTCH_TRYV(plan_user_mounts());
+    std::vector<const Mount*> cgroup_mounts;
+    HUTCH_TRYV(plan_user_mounts(cgroup_mounts));
+    if (fs.has(Standard::devices)) plan_default_devices();
+    HUTCH_TRYV(plan_devices());
     plan_masks();
     if (fs.read_only) {
       add_in_root({.kind = Kind::remount, .target = "/", .flags = MS_RDONLY});
@@ -139,9 +143,13 @@ struct RootFsPlanner {
     add({.kind = Kind::enter_cgroup});
     if (fs.has(Standard::cgroup) && fs.has(Standard::sys) &&
         namespaces.contains(Namespace::cgroup)) {
-      plan_cgroup();
+      plan_cgroup("/sys/fs/cgroup", MS_RDONLY);
     }
+    for (const Mount* m : cgroup_mounts) plan_cgroup(keep(m->target), m->flags & MS_RDONLY);
     add_in_root({.kind = fs.chroot ? Kind::chroot : Kind::pivot_root, .target = "/"});
+    if (fs.root_propagation) {
+      add({.kind = Kind::propagate, .target = "/", .flags = fs.root_propagation});
+    }
     return root;
   }
 
@@ -223,10 +231,22 @@ struct RootFsPlanner {
     }
   }
 
-  /// RootFs::bind and RootFs::tmpfs, in the order given.
-  result<void> plan_user_mounts() {
+  /// RootFs::bind, tmpfs, mount, mask and readonly, in the order given; cgroup mounts are
+  /// left in `cgroups` for after the cgroup namespace is entered.
+  result<void> plan_user_mounts(std::vector<const Mount*>& cgroups) {
     for (const auto& m : fs.mounts) {
-      if (m.kind == UserMount::Kind::bind) {
+      if (m.kind == UserMount::Kind::mount) {
+        if (m.mount.type == "cgroup" || m.mount.type == "cgroup2") {
+          cgroups.push_back(&m.mount);
+        } else {
+          HUTCH_TRYV(plan_mount(m.mount));
+        }
+      } else if (m.kind == UserMount::Kind::mask || m.kind == UserMount::Kind::readonly) {
+        add_in_root({.kind = m.kind == UserMount::Kind::mask ? MountStep::Kind::mask
+                                                             : MountStep::Kind::readonly,
+                     .optional = true,
+                     .target = keep(m.target)});
+      } else if (m.kind == UserMount::Kind::bind) {
         struct stat st {};
         if (::stat(m.source.c_str(), &st) != 0) {
           return last_error(Step::prepare_rootfs, m.source, "bind source");
@@ -248,6 +268,107 @@ struct RootFsPlanner {
                      .data = keep(fmt::format("size={},mode={:o}", m.size, m.mode)),
                      .flags = MS_NOSUID | MS_NODEV});
       }
+    }
+    return success();
+  }
+
+  /// A mount in full (RootFs::mount): a bind, with its attributes set by mount_setattr; or a
+  /// filesystem; then its propagation. A sysfs that a user namespace without a network
+  /// namespace cannot have is the host's, bound read-only, as runc does rootless.
+  result<void> plan_mount(const Mount& m) {
+    const bool bind = m.type == "bind" || (m.flags & MS_BIND);
+    const bool host_sys = m.type == "sysfs" && namespaces.contains(Namespace::user) &&
+                          !namespaces.contains(Namespace::net);
+    const char* target = keep(m.target);
+    constexpr unsigned long rec = MS_REC, ro = MS_RDONLY;
+    if (bind || host_sys) {
+      const std::string source = host_sys ? "/sys" : m.source;
+      struct stat st {};
+      if (::stat(source.c_str(), &st) != 0) {
+        return last_error(Step::prepare_rootfs, source, "bind source");
+      }
+      add_in_root({.kind = MountStep::Kind::bind,
+                   .create = true,
+                   .create_file = !S_ISDIR(st.st_mode),
+                   .source = keep(source),
+                   .target = target,
+                   .flags = (m.flags & MS_REC) | (host_sys ? rec : 0ul)});
+      const unsigned long attributes = mount_attributes(m.flags | (host_sys ? ro : 0ul));
+      if (attributes) {
+        add_in_root({.kind = MountStep::Kind::attributes,
+                     .target = target,
+                     .flags = attributes,
+                     .recursive = m.recursive_attributes || host_sys});
+      }
+    } else {
+      add_in_root({.kind = MountStep::Kind::mount,
+                   .create = true,
+                   .source = keep(m.source.empty() ? m.type : m.source),
+                   .target = target,
+                   .fstype = keep(m.type),
+                   .data = m.data.empty() ? nullptr : keep(m.data),
+                   .flags = m.flags & ~static_cast<unsigned long>(MS_REC | MS_BIND)});
+    }
+    if (m.propagation) {
+      add_in_root({.kind = MountStep::Kind::propagate, .target = target, .flags = m.propagation});
+    }
+    return success();
+  }
+
+  /// mount(2)'s per-mount flags as mount_setattr(2)'s MOUNT_ATTR_* bits.
+  static unsigned long mount_attributes(unsigned long flags) {
+    unsigned long out = 0;
+    if (flags & MS_RDONLY) out |= 0x1;  // MOUNT_ATTR_RDONLY
+    if (flags & MS_NOSUID) out |= 0x2;  // MOUNT_ATTR_NOSUID
+    if (flags & MS_NODEV) out |= 0x4;   // MOUNT_ATTR_NODEV
+    if (flags & MS_NOEXEC) out |= 0x8;  // MOUNT_ATTR_NOEXEC
+    return out;
+  }
+
+  /// The default devices of an OCI runtime in the mounts' /dev: the host's nodes bound (as
+  /// with Standard::dev), and the /dev links.
+  void plan_default_devices() {
+    for (const char* name : {"null", "zero", "full", "random", "urandom", "tty"}) {
+      add_in_root({.kind = MountStep::Kind::bind,
+                   .create = true,
+                   .create_file = true,
+                   .source = keep(fmt::format("/dev/{}", name)),
+                   .target = keep(fmt::format("/dev/{}", name))});
+    }
+    for (auto [link, to] : {std::pair{"/dev/ptmx", "pts/ptmx"},
+                            {"/dev/fd", "/proc/self/fd"},
+                            {"/dev/stdin", "/proc/self/fd/0"},
+                            {"/dev/stdout", "/proc/self/fd/1"},
+                            {"/dev/stderr", "/proc/self/fd/2"}}) {
+      add_in_root(
+          {.kind = MountStep::Kind::symlink, .optional = true, .source = to, .target = link});
+    }
+  }
+
+  /// RootFs::device: the host's node of the same type and number bound where there is one,
+  /// else a node made (mknod).
+  result<void> plan_devices() {
+    for (const Device& d : fs.devices) {
+      HUTCH_TRYV(check_inside(d.path));
+      const mode_t type = d.type == 'b' ? S_IFBLK : d.type == 'p' ? S_IFIFO : S_IFCHR;
+      if (d.type != 'b' && d.type != 'c' && d.type != 'p') {
+        return invalid(d.path, "a device is of type c, b or p");
+      }
+      const dev_t number = type == S_IFIFO ? 0 : makedev(d.major, d.minor);
+      struct stat st {};
+      if (type != S_IFIFO && ::stat(d.path.c_str(), &st) == 0 && (st.st_mode & S_IFMT) == type &&
+          st.st_rdev == number) {
+        add_in_root({.kind = MountStep::Kind::bind,
+                     .create = true,
+                     .create_file = true,
+                     .source = keep(d.path),
+                     .target = keep(d.path)});
+        continue;
+      }
+      add_in_root({.kind = MountStep::Kind::node,
+                   .target = keep(d.path),
+                   .mode = static_cast<unsigned>(type | (d.mode & 07777)),
+                   .device = number});
     }
     return success();
   }
@@ -290,18 +411,19 @@ struct RootFsPlanner {
     }
   }
 
-  /// /sys/fs/cgroup as the container sees it: inside its cgroup namespace a new cgroupfs
-  /// shows its own cgroup as the root, with its limits, read-only.
-  void plan_cgroup() {
+  /// /sys/fs/cgroup (or `target`) as the container sees it: inside its cgroup namespace a new
+  /// cgroupfs shows its own cgroup as the root, with its limits, read-only unless `read_only`
+  /// is 0.
+  void plan_cgroup(const char* target, unsigned long read_only) {
     using Kind = MountStep::Kind;
     if (!cgroup_layout) return;  // no cgroupfs on the host: nothing to show
     const Layout* layout = cgroup_layout;
-    const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY;
+    const unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | read_only;
     if (layout->kind == CGroupLayout::unified) {
       add_in_root({.kind = Kind::mount,
                    .create = true,
                    .source = "cgroup2",
-                   .target = "/sys/fs/cgroup",
+                   .target = target,
                    .fstype = "cgroup2",
                    .flags = flags});
       return;
@@ -309,11 +431,11 @@ struct RootFsPlanner {
     add_in_root({.kind = Kind::mount,
                  .create = true,
                  .source = "tmpfs",
-                 .target = "/sys/fs/cgroup",
+                 .target = target,
                  .fstype = "tmpfs",
                  .data = "mode=755,size=64k",
                  .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC});
-    add_in_root({.kind = Kind::enter, .target = "/sys/fs/cgroup"});
+    add_in_root({.kind = Kind::enter, .target = target});
     for (const auto& h : layout->hierarchies) {
       std::string controllers;
       for (const auto& c : h.controllers) controllers += (controllers.empty() ? "" : ",") + c;
@@ -327,7 +449,7 @@ struct RootFsPlanner {
            .data = name,
            .flags = flags});
     }
-    add({.kind = Kind::remount, .here = true, .target = ".", .flags = MS_RDONLY});
+    if (read_only) add({.kind = Kind::remount, .here = true, .target = ".", .flags = MS_RDONLY});
   }
 
   void plan_dev() {

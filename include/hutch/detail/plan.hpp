@@ -36,6 +36,10 @@ struct MountStep {
     enter_cgroup,  // wait until the host has placed us in our cgroup, then unshare the
                    // cgroup namespace (Plan::late_cgroup); the steps after see it
     enter,         // make directory `target` the working directory of the `here` steps
+    node,          // mknod `target` (mode `mode` with its type, device `device`)
+    propagate,     // mount(NULL, target, NULL, flags): change the mount's propagation
+    attributes,    // mount_setattr the mount at `target`: set `flags` (MOUNT_ATTR_*), recursive
+                   // when `recursive`
   };
   Kind kind = Kind::mount;
   /// Resolve `target` inside the new root (openat2 RESOLVE_IN_ROOT): a symlink in the
@@ -55,6 +59,21 @@ struct MountStep {
   const char* data = nullptr;
   unsigned long flags = 0;
   unsigned mode = 0755;
+  unsigned long long device = 0;  // node: the device number (makedev)
+  bool recursive = false;         // attributes: to every mount below too
+};
+
+/// One namespaced kernel parameter, written inside the container once its /proc is there.
+struct SysctlStep {
+  const char* path;  // "/proc/sys/net/ipv4/ip_forward"
+  const char* value;
+  std::size_t length;
+};
+
+/// One existing namespace to join (setns(2)).
+struct JoinStep {
+  int fd;
+  int type;  // CLONE_NEW*
 };
 
 /// One setrlimit for the child (prlimit64(2) layout).
@@ -64,8 +83,10 @@ struct RlimitStep {
   std::uint64_t hard;
 };
 
-/// The report's index for an exec of the init itself (Plan::init_fd).
+/// The report's index for an exec of the init itself (Plan::init_fd), and of a file by its
+/// descriptor (Plan::exec_fd).
 inline constexpr int init_index = -2;
+inline constexpr int exec_fd_index = -3;
 
 /// What the child reports on failure: one record, written in one write(2).
 struct ChildReport {
@@ -97,6 +118,16 @@ struct Plan {
   const char* cwd = nullptr;
   const char* hostname = nullptr;
   std::size_t hostname_length = 0;
+  const char* domainname = nullptr;
+  std::size_t domainname_length = 0;
+  const SysctlStep* sysctls = nullptr;
+  std::size_t sysctl_count = 0;
+  /// Namespaces joined instead of made (not pid: the host's thread enters that one around
+  /// clone, so that the child is born in it), entered first thing after the id maps.
+  const JoinStep* joins = nullptr;
+  std::size_t join_count = 0;
+  int exec_fd = -1;        // execveat this file instead of the exec candidates
+  int start_fifo_fd = -1;  // O_PATH of the FIFO a created child waits on (Spec::start_fifo)
   bool loopback_up = false;
   bool unshare_cgroup = false;
   /// cgroup v1: the host creates our cgroup and moves us into it while we set up (clone
@@ -122,8 +153,8 @@ struct Plan {
 
   // privileges
   bool set_capabilities = false;
-  std::uint64_t capabilities = 0;  // bounding = permitted = effective; inheritable, ambient: 0
-  int cap_last = 40;               // /proc/sys/kernel/cap_last_cap
+  std::uint64_t bounding = 0, effective = 0, permitted = 0, inheritable = 0, ambient = 0;
+  int cap_last = 40;  // /proc/sys/kernel/cap_last_cap
   bool no_new_privs = true;
   bool new_session = true;  // setsid(2): no controlling terminal shared with the host
   unsigned umask = 022;

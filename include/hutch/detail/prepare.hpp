@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -259,8 +260,15 @@ inline void plan_identity(const ProcessSpec& c, LaunchState& s) {
   plan.seccomp = c.seccomp.data();
   plan.seccomp_length = c.seccomp.size();
   plan.test_pause_fd = test_pause_fd;
-  plan.set_capabilities = c.capabilities != Capabilities::all();
-  plan.capabilities = c.capabilities.bits();
+  const CapabilitySets& caps = c.capabilities;
+  plan.set_capabilities =
+      caps != CapabilitySets{Capabilities::all(), Capabilities::all(), Capabilities::all(),
+                             Capabilities::none(), Capabilities::none()};
+  plan.bounding = caps.bounding.bits();
+  plan.effective = caps.effective.bits();
+  plan.permitted = caps.permitted.bits();
+  plan.inheritable = caps.inheritable.bits();
+  plan.ambient = caps.ambient.bits();
   plan.cap_last = cap_last();
   for (const Rlimit& r : c.rlimits) s.rlimits.push_back({r.resource, r.soft, r.hard});
   plan.rlimits = s.rlimits.data();
@@ -272,18 +280,66 @@ inline void plan_identity(const ProcessSpec& c, LaunchState& s) {
   }
 }
 
+/// The kernel parameters, as paths under the container's own /proc/sys.
+inline void plan_sysctls(const Spec& c, LaunchState& s) {
+  s.sysctl_strings.reserve(c.sysctls.size() * 2);
+  for (const auto& [key, value] : c.sysctls) {
+    std::string path = "/proc/sys/" + key;
+    std::replace(path.begin() + 10, path.end(), '.', '/');
+    s.sysctl_strings.push_back(std::move(path));
+    s.sysctl_strings.push_back(value);
+  }
+  for (std::size_t i = 0; i < c.sysctls.size(); ++i) {
+    const std::string& value = s.sysctl_strings[2 * i + 1];
+    s.sysctls.push_back({s.sysctl_strings[2 * i].c_str(), value.c_str(), value.size()});
+  }
+  s.plan.sysctls = s.sysctls.data();
+  s.plan.sysctl_count = s.sysctls.size();
+}
+
+/// Namespaces to join: opened now; the pid one is entered by our thread around clone.
+inline result<void> open_joined_namespaces(const Spec& c, LaunchState& s) {
+  for (const auto& j : c.joined) {
+    Fd fd(::open(j.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return last_error(Step::join, j.path, "a namespace to join");
+    const int type = static_cast<int>(Namespaces::of({j.type}).clone_flags() |
+                                      (j.type == Namespace::cgroup ? CLONE_NEWCGROUP : 0) |
+                                      (j.type == Namespace::time ? CLONE_NEWTIME : 0));
+    if (j.type == Namespace::pid) {
+      s.pid_namespace = std::move(fd);
+      continue;
+    }
+    s.joins.push_back({fd.get(), type});
+    s.join_fds.push_back(std::move(fd));
+    s.join_paths.push_back(j.path);
+  }
+  s.plan.joins = s.joins.data();
+  s.plan.join_count = s.joins.size();
+  return success();
+}
+
 /// The container's own namespaces' settings: hostname, loopback, cgroup and time.
 inline void plan_namespaces(const Spec& c, LaunchState& s) {
   Plan& plan = s.plan;
+  if (c.domainname) {
+    s.domainname = *c.domainname;
+    plan.domainname = s.domainname.c_str();
+    plan.domainname_length = s.domainname.size();
+  }
+  plan_sysctls(c, s);
   if (c.hostname) {
     s.hostname = *c.hostname;
     plan.hostname = s.hostname.c_str();
     plan.hostname_length = s.hostname.size();
   }
   const Namespaces ns = c.namespaces;
-  plan.loopback_up = ns.contains(Namespace::net);
-  plan.unshare_cgroup = ns.contains(Namespace::cgroup);
-  if (ns.contains(Namespace::time)) {
+  auto joined = [&](Namespace n) {
+    return std::any_of(c.joined.begin(), c.joined.end(),
+                       [&](const auto& j) { return j.type == n; });
+  };
+  plan.loopback_up = ns.contains(Namespace::net) && !joined(Namespace::net);
+  plan.unshare_cgroup = ns.contains(Namespace::cgroup) && !joined(Namespace::cgroup);
+  if (ns.contains(Namespace::time) && !joined(Namespace::time)) {
     // A child that shares our memory cannot enter a new time namespace at clone (the kernel
     // keeps it with the mm); it unshares one, writes the offsets before anyone is inside, and
     // enters it at exec (newer kernels: seen on 6.18, not on 6.1; the launcher checks).
@@ -339,6 +395,24 @@ inline result<void> prepare_process(const ProcessSpec& c,
   return success();
 }
 
+/// The FIFO a created container waits on for its start: made (0600) if missing, and opened
+/// as O_PATH for the child, which opens it for writing from inside (blocking until a reader).
+inline result<void> open_start_fifo(const std::string& path, LaunchState& s) {
+  if (::mkfifo(path.c_str(), 0600) != 0 && errno != EEXIST) {
+    return last_error(Step::prepare_rootfs, path, "making the start FIFO");
+  }
+  s.start_fifo.reset(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  struct stat st {};
+  if (!s.start_fifo || ::fstat(s.start_fifo.get(), &st) != 0) {
+    return last_error(Step::prepare_rootfs, path, "the start FIFO");
+  }
+  if (!S_ISFIFO(st.st_mode)) {
+    return make_error(Step::prepare_rootfs, EINVAL, path, "the start FIFO is not a FIFO");
+  }
+  s.plan.start_fifo_fd = s.start_fifo.get();
+  return success();
+}
+
 /// An init as PID 1: its memfd and its argv (report descriptor, the exec step's number, the
 /// command's candidate paths, then the command's argv).
 inline result<void> prepare_init(const std::string& path, LaunchState& s) {
@@ -369,8 +443,11 @@ inline result<void> prepare(const Spec& c, LaunchState& s, bool create) {
   s.plan.mounts = s.mounts.data();
   s.plan.mount_count = s.mounts.size();
   plan_namespaces(c, s);
+  HUTCH_TRYV(open_joined_namespaces(c, s));
+  s.plan.exec_fd = c.exec_fd;
   s.plan.wait_for_start = create;
   s.plan.own_memory = create;
+  if (c.start_fifo) HUTCH_TRYV(open_start_fifo(*c.start_fifo, s));
   return open_channels(s);
 }
 

@@ -51,13 +51,21 @@ struct ProcessSpec {
   bool die_with_parent = true;
   bool tty = false;
   std::optional<winsize> tty_size;
-  Capabilities capabilities = Capabilities::defaults();
+  CapabilitySets capabilities = CapabilitySets::of(Capabilities::defaults());
   bool no_new_privs = true;
   bool new_session = true;
   mode_t umask = 022;
   SeccompProgram seccomp;
   std::vector<Rlimit> rlimits;
   std::optional<int> oom_score_adj;
+  int exec_fd = -1;  // borrowed: exec this file (execveat) instead of argv[0] (OCI hooks)
+};
+
+/// An existing namespace to join instead of making a new one (by its /proc/PID/ns path or a
+/// bind of it).
+struct JoinedNamespace {
+  Namespace type;
+  std::string path;
 };
 
 /// A whole container: its first process and what isolates it.
@@ -69,6 +77,10 @@ struct Spec : ProcessSpec {
   std::optional<RootFs> rootfs;
   std::optional<CGroup> cgroup;
   std::optional<std::string> init;  // an init's path: it runs as PID 1, the command under it
+  std::optional<std::string> domainname;
+  std::vector<std::pair<std::string, std::string>> sysctls;  // "net.ipv4.ip_forward" = "1"
+  std::vector<JoinedNamespace> joined;
+  std::optional<std::string> start_fifo;  // create(): wait for a reader of this FIFO
 };
 
 }  // namespace hutch::detail

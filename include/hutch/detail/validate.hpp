@@ -139,6 +139,53 @@ inline result<void> check_process(const Spec& c) {
   return check_user(c, c.namespaces, c.uid_map, c.gid_map);
 }
 
+/// Whether `key` is a kernel parameter of a namespace the container has (never one of the
+/// host's alone): net.* with a network namespace, the System V IPC and mqueue ones with an ipc
+/// namespace, the uts names with a uts namespace.
+inline bool namespaced_sysctl(std::string_view key, Namespaces ns) {
+  if (key.starts_with("net.")) return ns.contains(Namespace::net);
+  if (key.starts_with("fs.mqueue.")) return ns.contains(Namespace::ipc);
+  for (std::string_view ipc :
+       {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}) {
+    if (key == ipc) return ns.contains(Namespace::ipc);
+  }
+  if (key == "kernel.domainname" || key == "kernel.hostname") return ns.contains(Namespace::uts);
+  return false;
+}
+
+/// Domain name, sysctls, joined namespaces.
+inline result<void> check_namespaces(const Spec& c) {
+  if (c.domainname) {
+    if (!c.namespaces.contains(Namespace::uts)) {
+      return invalid(*c.domainname, "setting a domain name needs Namespace::uts");
+    }
+    if (c.domainname->empty() || c.domainname->size() > 64 || has_nul(*c.domainname)) {
+      return invalid(*c.domainname, "a domain name is 1-64 bytes");
+    }
+  }
+  for (const auto& [key, value] : c.sysctls) {
+    const bool shaped =
+        !key.empty() && key.size() < 200 &&
+        key.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.-") == std::string::npos &&
+        key.find("..") == std::string::npos && key.front() != '.' && key.back() != '.';
+    if (!shaped || !namespaced_sysctl(key, c.namespaces)) {
+      return invalid(key, "not a kernel parameter of the container's own namespaces");
+    }
+    if (has_nul(value) || value.size() > 4096) return invalid(key, "the value is not text");
+  }
+  for (const auto& j : c.joined) {
+    if (j.type == Namespace::user || j.type == Namespace::mount) {
+      return invalid(j.path, fmt::format("joining an existing {} namespace is not supported",
+                                         proc_name(j.type)));
+    }
+    if (j.path.empty() || j.path[0] != '/' || has_nul(j.path)) {
+      return invalid(j.path, "a namespace to join is named by an absolute path");
+    }
+  }
+  return success();
+}
+
 /// Descriptors passed in, stdio sources.
 inline result<void> check_fds(const ProcessSpec& c) {
   if (c.passed_fds.size() > 60) return invalid("pass_fd", "at most 60 passed descriptors");
@@ -186,6 +233,7 @@ inline result<void> check_limits(const ProcessSpec& c) {
 /// Every check on a description that needs no kernel object.
 inline result<void> validate(const Spec& c) {
   HUTCH_TRYV(check_process(c));
+  HUTCH_TRYV(check_namespaces(c));
   HUTCH_TRYV(check_fds(c));
   return check_limits(c);
 }

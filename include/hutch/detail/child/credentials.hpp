@@ -36,13 +36,14 @@ HUTCH_CHILD_CODE inline void set_rlimits(const Plan& plan) noexcept {
 /// while the child is still root, before any change of user.
 HUTCH_CHILD_CODE inline void drop_bounding_set(const Plan& plan) noexcept {
   for (int cap = 0; cap <= plan.cap_last && cap < 64; ++cap) {
-    if (plan.capabilities & (std::uint64_t{1} << cap)) continue;
+    if (plan.bounding & (std::uint64_t{1} << cap)) continue;
     long r = raw::sys(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0);
     if (r < 0 && r != -EINVAL) fail(plan, Step::set_capabilities, r, cap);
   }
 }
 
-/// The permitted, effective and (empty) inheritable sets, then the ambient set emptied.
+/// The permitted, effective and inheritable sets, then the ambient set: emptied, then raised
+/// cap by cap (each must be permitted and inheritable).
 HUTCH_CHILD_CODE inline void set_capabilities(const Plan& plan) noexcept {
   struct {
     std::uint32_t version;
@@ -52,12 +53,18 @@ HUTCH_CHILD_CODE inline void set_capabilities(const Plan& plan) noexcept {
     std::uint32_t effective, permitted, inheritable;
   } data[2] = {};
   for (int half = 0; half < 2; ++half) {
-    auto bits = static_cast<std::uint32_t>(plan.capabilities >> (32 * half));
-    data[half].effective = data[half].permitted = bits;
+    data[half].effective = static_cast<std::uint32_t>(plan.effective >> (32 * half));
+    data[half].permitted = static_cast<std::uint32_t>(plan.permitted >> (32 * half));
+    data[half].inheritable = static_cast<std::uint32_t>(plan.inheritable >> (32 * half));
   }
   long r = raw::sys(SYS_capset, &header, data);
   if (r < 0) fail(plan, Step::set_capabilities, r);
   raw::sys(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  for (int cap = 0; cap <= plan.cap_last && cap < 64; ++cap) {
+    if (!(plan.ambient & (std::uint64_t{1} << cap))) continue;
+    r = raw::sys(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+    if (r < 0) fail(plan, Step::set_capabilities, r, cap);
+  }
 }
 
 HUTCH_CHILD_CODE inline void set_identity(const Plan& plan) noexcept {
@@ -93,12 +100,14 @@ HUTCH_CHILD_CODE inline void apply_credentials(const Plan& plan) noexcept {
 /// and an init's memfd carried along: `sync_fd` says where the socket went), a session,
 /// credentials, the working directory. Returns the plan with the moved descriptors.
 HUTCH_CHILD_CODE inline Plan become_the_process(const Plan& plan, int& sync_fd) noexcept {
-  int error_fd = plan.error_fd;
-  int init_fd = plan.init_fd;
-  setup_fds(plan, error_fd, sync_fd, init_fd);
+  Carried carried{plan.error_fd, sync_fd, plan.init_fd, plan.exec_fd, plan.start_fifo_fd};
+  setup_fds(plan, carried);
+  sync_fd = carried.sync_fd;
   Plan patched = plan;
-  patched.error_fd = error_fd;
-  patched.init_fd = init_fd;
+  patched.error_fd = carried.error_fd;
+  patched.init_fd = carried.init_fd;
+  patched.exec_fd = carried.exec_fd;
+  patched.start_fifo_fd = carried.start_fifo_fd;
   start_session(patched);
   apply_credentials(patched);
   if (patched.cwd) {

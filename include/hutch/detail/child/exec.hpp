@@ -39,9 +39,28 @@ namespace hutch::detail::child {
   fail(plan, Step::exec, r, init_index);
 }
 
+/// Whether the command can be found: the candidates' first that exists as something
+/// executable (faccessat X_OK), or the failure exec would give.
+HUTCH_CHILD_CODE inline void check_executable(const Plan& plan) noexcept {
+  long saved = -ENOENT;
+  int saved_index = 0;
+  for (std::size_t i = 0; i < plan.exec_path_count; ++i) {
+    long r = raw::sys(SYS_faccessat, AT_FDCWD, plan.exec_paths[i], X_OK);
+    if (r == 0) return;
+    if (r == -ENOENT || r == -ENOTDIR) continue;
+    if (saved != -EACCES) saved_index = static_cast<int>(i);
+    saved = r;
+  }
+  fail(plan, Step::exec, saved, saved_index);
+}
+
 [[noreturn]] HUTCH_CHILD_CODE inline void exec(const Plan& plan) noexcept {
   unblock_signals();
   if (plan.init_fd >= 0) exec_init(plan);
+  if (plan.exec_fd >= 0) {
+    long r = raw::sys(SYS_execveat, plan.exec_fd, "", plan.argv, plan.envp, AT_EMPTY_PATH);
+    fail(plan, Step::exec, r, exec_fd_index);
+  }
   long saved = -ENOENT;
   int saved_index = 0;
   for (std::size_t i = 0; i < plan.exec_path_count; ++i) {

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 #include "../plan.hpp"
 #include "../syscall.hpp"
@@ -25,13 +26,15 @@ namespace hutch::detail::child {
 /// writes id maps, forever). Kernels without close_range (before 5.9) keep them a little longer;
 /// false then.
 HUTCH_CHILD_CODE inline bool close_unneeded_fds(const Plan& plan) noexcept {
-  int keep[75];
+  int keep[84];
   std::size_t n = 0;
   auto add = [&](int fd) {
-    if (fd >= 0 && n < 75) keep[n++] = fd;
+    if (fd >= 0 && n < 84) keep[n++] = fd;
   };
   add(0), add(1), add(2), add(plan.error_fd), add(plan.sync_fd), add(plan.test_pause_fd);
-  add(plan.join_pidfd), add(plan.join_cgroup_fd), add(plan.init_fd);
+  add(plan.join_pidfd), add(plan.join_cgroup_fd), add(plan.init_fd), add(plan.exec_fd);
+  add(plan.start_fifo_fd);
+  for (std::size_t i = 0; i < plan.join_count && i < 8; ++i) add(plan.joins[i].fd);
   for (std::size_t i = 0; i < plan.fd_move_count && i < 64; ++i) add(plan.fd_moves[i].source);
   for (std::size_t i = 1; i < n; ++i) {  // insertion sort: a handful of numbers
     for (std::size_t j = i; j > 0 && keep[j - 1] > keep[j]; --j) {
@@ -82,11 +85,16 @@ HUTCH_CHILD_CODE inline void mark_cloexec_from(const Plan& plan, int floor) noex
   raw::sys(SYS_close, dir);
 }
 
-/// Puts every FdMove source onto its target and leaves nothing else open across exec. The
-/// report pipe (and the sync socket, still needed for create(), and an init's memfd) may move:
-/// `error_fd`, `sync_fd` and `init_fd` say where they are afterwards.
-HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd, int& sync_fd,
-                                       int& init_fd) noexcept {
+/// The descriptors the child still needs after its stdio is in place (the report pipe, the
+/// sync socket of a created child, an init's memfd, a file to execveat, the start FIFO):
+/// setup_fds lifts them out of the way and says where they went.
+struct Carried {
+  int error_fd, sync_fd, init_fd, exec_fd, start_fifo_fd;
+};
+
+/// Puts every FdMove source onto its target and leaves nothing else open across exec; the
+/// carried descriptors may move (`carried` says where to).
+HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, Carried& carried) noexcept {
   const int floor = plan.max_target + 1;
   // Lift the report pipe, the sync socket and every source above all targets, so no dup3
   // below overwrites a descriptor that another move still needs. A failure names `report`
@@ -97,9 +105,10 @@ HUTCH_CHILD_CODE inline void setup_fds(const Plan& plan, int& error_fd, int& syn
     if (moved < 0) fail(plan, Step::setup_fds, moved, report);
     fd = static_cast<int>(moved);
   };
-  lift(error_fd, error_fd);
-  lift(sync_fd, sync_fd);
-  lift(init_fd, init_fd);
+  for (int* fd : {&carried.error_fd, &carried.sync_fd, &carried.init_fd, &carried.exec_fd,
+                  &carried.start_fifo_fd}) {
+    lift(*fd, *fd);
+  }
   int sources[64];
   const std::size_t count = plan.fd_move_count < 64 ? plan.fd_move_count : 64;
   for (std::size_t i = 0; i < count; ++i) {

@@ -24,6 +24,29 @@
 
 namespace hutch::detail::child {
 
+/// Set up and created: a command that is not there fails now, not at start; then says so
+/// and waits for start() (end of file: the Created handle is gone) or, started by path, for
+/// a reader of the start FIFO.
+HUTCH_CHILD_CODE inline void wait_for_start(const Plan& plan, int sync_fd) noexcept {
+  if (plan.init_fd < 0 && plan.exec_fd < 0) check_executable(plan);
+  announce(sync_fd, SyncPoint::ready);
+  if (plan.start_fifo_fd < 0) {
+    await(sync_fd, SyncPoint::start);
+    raw::sys(SYS_close, sync_fd);
+    return;
+  }
+  raw::sys(SYS_close, sync_fd);
+  char path[32];
+  long fifo =
+      raw::sys_retry(SYS_openat, AT_FDCWD, fd_path(path, plan.start_fifo_fd), O_WRONLY | O_CLOEXEC);
+  if (fifo < 0) fail(plan, Step::wait_for_start, fifo);
+  const char byte = 0;
+  long r = raw::sys_retry(SYS_write, fifo, &byte, 1);
+  raw::sys(SYS_close, fifo);
+  raw::sys(SYS_close, plan.start_fifo_fd);
+  if (r != 1) raw::exit(127);  // the reader went away: nothing started it
+}
+
 /// The child's entry point (clone3's function): the sync points are those of
 /// detail/sync.hpp. Never returns.
 HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
@@ -36,6 +59,10 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   if (!closed) raw::sys(SYS_close, plan.host_sync_fd);
   await(plan, SyncPoint::ids_mapped);
   if (!plan.late_cgroup && !plan.wait_for_start) raw::sys(SYS_close, plan.sync_fd);
+  join_namespaces(plan);
+  // Through the host's /proc, before the container's own is mounted (read-only in part):
+  // /proc/sys/net and the ipc parameters show the writer's own namespaces.
+  write_sysctls(plan);
 
   reset_signal_handlers(plan);
   if (plan.mount_count == 0) enter_cgroup(plan);  // else at its mount step
@@ -54,12 +81,7 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
     char go = 0;
     raw::sys_retry(SYS_read, patched.test_pause_fd, &go, 1);
   }
-  if (patched.wait_for_start) {
-    // Set up: say so, then wait for start(). End of file: the Created handle is gone.
-    announce(sync_fd, SyncPoint::ready);
-    await(sync_fd, SyncPoint::start);
-    raw::sys(SYS_close, sync_fd);
-  }
+  if (patched.wait_for_start) wait_for_start(patched, sync_fd);
   if (patched.seccomp_length > 0) install_seccomp(patched);
   exec(patched);
 }

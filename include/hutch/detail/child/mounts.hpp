@@ -118,6 +118,31 @@ HUTCH_CHILD_CODE inline long symlink_in_root(const MountStep& step, int root) no
   return r == -EEXIST && step.optional ? 0 : r;
 }
 
+/// A device node made in its resolved parent directory, then given its mode (mknod obeys the
+/// umask).
+HUTCH_CHILD_CODE inline long node_in_root(const MountStep& step, int root) noexcept {
+  const char* path = step.target;
+  while (*path == '/') ++path;
+  const char* name = nullptr;
+  long parent = open_parent_in_root(root, path, name);
+  if (parent < 0) return parent;
+  long r = raw::sys(SYS_mknodat, parent, name, step.mode, step.device);
+  if (r == -EEXIST) r = 0;
+  if (r == 0) r = raw::sys(SYS_fchmodat, parent, name, step.mode & 07777, 0);
+  raw::sys(SYS_close, parent);
+  return r;
+}
+
+/// mount_setattr(2): the attributes of the mount at `target` (and below it, if recursive).
+HUTCH_CHILD_CODE inline long set_attributes(const char* target, unsigned long attributes,
+                                            bool recursive) noexcept {
+  struct {
+    std::uint64_t attr_set, attr_clr, propagation, userns_fd;
+  } attr{attributes, 0, 0, 0};
+  return raw::sys(SYS_mount_setattr, AT_FDCWD, target, recursive ? AT_RECURSIVE : 0, &attr,
+                  sizeof attr);
+}
+
 /// A bind (recursive), made read-only with its submounts when asked.
 HUTCH_CHILD_CODE inline long bind(const MountStep& step, const MountState& state,
                                   const char* target, long& fd, char (&buffer)[32]) noexcept {
@@ -176,6 +201,7 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, MountState& state) 
     return raw::sys(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
   }
   if (step.kind == Kind::symlink && step.in_root) return symlink_in_root(step, state.root);
+  if (step.kind == Kind::node) return node_in_root(step, state.root);
   if (step.kind == Kind::mkdir && !step.in_root && !step.here) {
     long r = raw::sys(SYS_mkdirat, AT_FDCWD, step.target, step.mode);
     return r == -EEXIST ? 0 : r;
@@ -210,6 +236,13 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, MountState& state) 
     case Kind::enter:
       r = raw::sys(SYS_fchdir, fd);
       break;
+    case Kind::propagate:
+      r = raw::sys(SYS_mount, nullptr, target, nullptr, step.flags, nullptr);
+      break;
+    case Kind::attributes:
+      r = set_attributes(target, step.flags, step.recursive);
+      break;
+    case Kind::node:   // made above
     case Kind::mkdir:  // in_root: resolve_target created it
     case Kind::make_private:
     case Kind::enter_cgroup:
@@ -253,9 +286,14 @@ constexpr Step step_of(const MountStep& step) noexcept {
       return Step::chroot;
     case MountStep::Kind::enter_cgroup:
       return Step::unshare_cgroup;
+    case MountStep::Kind::node:
+      return Step::make_device;
+    case MountStep::Kind::attributes:
+      return Step::remount_read_only;
     case MountStep::Kind::enter:
     case MountStep::Kind::mount:
     case MountStep::Kind::bind:
+    case MountStep::Kind::propagate:
       return Step::mount;
   }
   return Step::mount;

@@ -53,9 +53,32 @@ HUTCH_CHILD_CODE inline void set_up_host_identity(const Plan& plan) noexcept {
     long r = raw::sys(SYS_sethostname, plan.hostname, plan.hostname_length);
     if (r < 0) fail(plan, Step::set_hostname, r);
   }
+  if (plan.domainname) {
+    long r = raw::sys(SYS_setdomainname, plan.domainname, plan.domainname_length);
+    if (r < 0) fail(plan, Step::set_hostname, r, -2);
+  }
   if (plan.loopback_up) {
     long r = bring_loopback_up();
     if (r < 0) fail(plan, Step::set_loopback_up, r);
+  }
+}
+
+/// Enters the namespaces joined instead of made (setns(2)), in the plan's order.
+HUTCH_CHILD_CODE inline void join_namespaces(const Plan& plan) noexcept {
+  for (std::size_t i = 0; i < plan.join_count; ++i) {
+    long r = raw::sys(SYS_setns, plan.joins[i].fd, plan.joins[i].type);
+    if (r < 0) fail(plan, Step::join_namespaces, r, static_cast<int>(i));
+  }
+}
+
+/// The kernel parameters, through the container's own /proc/sys.
+HUTCH_CHILD_CODE inline void write_sysctls(const Plan& plan) noexcept {
+  for (std::size_t i = 0; i < plan.sysctl_count; ++i) {
+    const SysctlStep& step = plan.sysctls[i];
+    long fd = raw::sys(SYS_openat, AT_FDCWD, step.path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    long r = fd < 0 ? fd : raw::sys_retry(SYS_write, fd, step.value, step.length);
+    if (fd >= 0) raw::sys(SYS_close, fd);
+    if (r < 0) fail(plan, Step::set_sysctl, r, static_cast<int>(i));
   }
 }
 
