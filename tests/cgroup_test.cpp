@@ -535,3 +535,20 @@ TEST_F(CGroupTest, AnExecdProcessJoinsTheContainersCgroup) {
   box->stdin_pipe().reset();
   ASSERT_TRUE(box->wait());
 }
+
+// Device rules hold inside: everything denied but what they allow (v1 devices.allow; v2 an
+// eBPF program), even for root with every capability.
+TEST_F(CGroupTest, DeviceRulesDecideWhatTheContainerMayOpen) {
+  if (!is_root()) GTEST_SKIP() << "device rules take privilege to set (v2: loading eBPF)";
+  LeakCheck leaks;
+  const std::vector<hutch::DeviceRule> rules = {
+      {.allow = true, .type = 'c', .major = 1, .minor = 3, .access = "rwm"}};  // /dev/null
+  auto out = run_ok(Container{}
+                        .command({"/bin/sh", "-c",
+                                  "echo x > /dev/null && echo null-ok; "
+                                  "head -c 1 /dev/zero >/dev/null 2>&1 || echo zero-denied"})
+                        .rootfs(hutch::RootFs::directory(busybox).overlay())
+                        .capabilities(hutch::Capabilities::all())
+                        .cgroup(CGroup{}.devices(rules)));
+  EXPECT_EQ(out, "null-ok\nzero-denied\n");
+}

@@ -97,11 +97,11 @@ TEST(Create, ExecFailuresComeFromStartAndItStartsOnce) {
   ASSERT_EQ(::write(fd, "#!/no/such/interpreter\n", 23), 23);
   ::close(fd);
   ::chmod(script, 0755);
-  auto created = Container{}
-                     .command({"/script"})
-                     .rootfs(RootFs::directory(busybox).overlay().bind(script, "/script",
-                                                                       hutch::read_only))
-                     .create();
+  auto created =
+      Container{}
+          .command({"/script"})
+          .rootfs(RootFs::directory(busybox).overlay().bind(script, "/script", hutch::read_only))
+          .create();
   ::unlink(script);
   ASSERT_TRUE(created) << created.error().message();
   const pid_t pid = created->pid();

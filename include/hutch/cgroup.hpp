@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "detail/cgroup_fs.hpp"
-#include "detail/cgroup_write.hpp"
 #include "detail/cgroup_layout.hpp"
 #include "detail/cgroup_limits.hpp"
+#include "detail/cgroup_write.hpp"
 #include "error.hpp"
 #include "fd.hpp"
 
@@ -205,6 +205,10 @@ class LiveCGroup {
     detail::CGroupLimits limits = spec.limits();
     limits.name.clear();
     limits.path.clear();
+    if (limits.devices) {
+      return make_error(Step::cgroup_configure, ENOTSUP, "devices",
+                        "a cgroup's device rules are set when it is made");
+    }
     HUTCH_TRYV(detail::validate_limits(limits, *layout));
     return detail::write_limits(dirs_, limits);
   }

@@ -59,6 +59,8 @@ cat > "$initramfs/init" <<'INIT'
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts
+[ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
 modprobe virtio_pci; modprobe 9pnet_virtio; modprobe 9p; modprobe overlay
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # The root cgroup may enable controllers for its children while holding processes.

@@ -89,8 +89,8 @@ inline result<void> validate_limits(const CGroupLimits& spec, const Layout& layo
   if (!spec.path.empty() && !clean_cgroup_path(spec.path)) {
     return invalid(spec.path, "a cgroup path is absolute, without '.', '..' or empty parts");
   }
-  for (auto [limit, what] : {std::pair{spec.memory_max, "memory_max"},
-                             std::pair{spec.memory_high, "memory_high"}}) {
+  for (auto [limit, what] :
+       {std::pair{spec.memory_max, "memory_max"}, std::pair{spec.memory_high, "memory_high"}}) {
     if (limit && *limit < min_memory_limit) {
       return invalid(fmt::format("{} {}", what, *limit),
                      "a container needs at least 6 MiB: a smaller limit would end its setup "
@@ -100,7 +100,8 @@ inline result<void> validate_limits(const CGroupLimits& spec, const Layout& layo
   if (spec.cpu_fraction) {
     if (!(*spec.cpu_fraction > 0) || spec.cpu_quota_us < 1000 || spec.cpu_period_us < 1000 ||
         spec.cpu_period_us > 1000000) {
-      return invalid("cpu_max", "needs a quota of at least 1000 us and a period of 1000-1000000 us");
+      return invalid("cpu_max",
+                     "needs a quota of at least 1000 us and a period of 1000-1000000 us");
     }
   }
   if (spec.cpu_weight && (*spec.cpu_weight < 1 || *spec.cpu_weight > 10000)) {
@@ -229,7 +230,8 @@ inline result<std::string> make_parents(const CGroupLimits& spec, const Hierarch
   std::string dir = h.mount;
   if (h.v2) HUTCH_TRYV(enable_v2_controllers(spec, h, dir));
   std::vector<std::string_view> parts;
-  split(std::string_view(spec.path).substr(1), '/', [&](std::string_view p) { parts.push_back(p); });
+  split(std::string_view(spec.path).substr(1), '/',
+        [&](std::string_view p) { parts.push_back(p); });
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
     const std::string parent = dir;
     dir += "/" + std::string(parts[i]);

@@ -13,6 +13,7 @@
 #include "cgroup_fs.hpp"
 #include "cgroup_layout.hpp"
 #include "cgroup_limits.hpp"
+#include "device_filter.hpp"
 
 namespace hutch::detail {
 
@@ -37,9 +38,9 @@ inline result<void> write_v2_limits(const std::string& dir, const CGroupLimits& 
   std::optional<std::uint64_t> weight = spec.cpu_weight;
   if (!weight && spec.cpu_shares) weight = weight_of_shares(*spec.cpu_shares);
   const std::pair<const char*, std::optional<std::uint64_t>> plain[] = {
-      {"memory.max", spec.memory_max},   {"memory.high", spec.memory_high},
-      {"memory.low", spec.memory_low},   {"memory.swap.max", spec.memory_swap_max},
-      {"cpu.weight", weight},            {"pids.max", spec.pids_max}};
+      {"memory.max", spec.memory_max}, {"memory.high", spec.memory_high},
+      {"memory.low", spec.memory_low}, {"memory.swap.max", spec.memory_swap_max},
+      {"cpu.weight", weight},          {"pids.max", spec.pids_max}};
   for (const auto& [file, value] : plain) {
     if (value) HUTCH_TRYV(write_limit(dir, file, number(*value)));
   }
@@ -62,6 +63,10 @@ inline result<void> write_v2_limits(const std::string& dir, const CGroupLimits& 
                                 limit(io.write_iops))));
   }
   for (const auto& [file, value] : spec.unified) HUTCH_TRYV(write_limit(dir, file, value));
+  // Device rules are an eBPF program on v2, which takes privilege to load; a rootless
+  // container, in a user namespace, can neither make device nodes nor reach the host's but
+  // those bound in, so it goes without one (as crun does).
+  if (spec.devices && ::geteuid() == 0) HUTCH_TRYV(attach_device_filter(dir, *spec.devices));
   return success();
 }
 
