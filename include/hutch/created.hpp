@@ -42,6 +42,9 @@ class Created {
   Fd& stderr_pipe() noexcept { return child_.stderr_pipe(); }
   Fd& pty() noexcept { return child_.pty(); }
   const std::string& scratch_dir() const noexcept { return child_.scratch_dir(); }
+  /// The container's cgroup (null without one): its paths() are what another process opens
+  /// it by (LiveCGroup::open) once this one has detached.
+  const LiveCGroup* cgroup() const noexcept { return child_.cgroup(); }
 
   /// Runs the command. Returns when it has been exec'd, or with the reason it could not be
   /// (the container is gone then). Once only. A container killed while it waited fails

@@ -15,7 +15,7 @@ build_and_run() {
   shift
   cmake -S "$source/tests/consumer/$kind" -B "$work/$kind" "$@" >/dev/null
   cmake --build "$work/$kind" >/dev/null
-  for program in consumer consumer_seccomp consumer_image; do "$work/$kind/$program"; done
+  for program in consumer consumer_seccomp consumer_image consumer_oci; do "$work/$kind/$program"; done
 }
 build_and_run find_package -DCMAKE_PREFIX_PATH="$work/prefix"
 build_and_run add_subdirectory -DHUTCH_SOURCE_DIR="$source"
