@@ -137,16 +137,37 @@ inline std::optional<Hierarchy> hierarchy_of(std::string_view line) {
   return h;
 }
 
+/// The cgroup hierarchies mountinfo lists that can be seen: a mount that a later one covers
+/// (the same mount point, or one of its parents, mounted over it: a tmpfs over /sys/fs/cgroup
+/// with new hierarchies below, as engines' sandboxes do) is left out.
+inline std::vector<Hierarchy> visible_hierarchies(std::string_view mountinfo) {
+  std::vector<std::pair<std::size_t, Hierarchy>> found;  // by line
+  std::vector<std::string> points;
+  split(mountinfo, '\n', [&](std::string_view line) {
+    const auto w = words(line);
+    if (w.size() < 5) return;
+    points.emplace_back(w[4]);
+    if (auto h = hierarchy_of(line)) found.emplace_back(points.size() - 1, std::move(*h));
+  });
+  std::vector<Hierarchy> out;
+  for (auto& [index, h] : found) {
+    bool covered = false;
+    for (std::size_t later = index + 1; later < points.size() && !covered; ++later) {
+      const std::string& p = points[later];
+      covered = h.mount == p || h.mount.starts_with(p == "/" ? p : p + "/");
+    }
+    if (!covered) out.push_back(std::move(h));
+  }
+  return out;
+}
+
 /// Reads /proc/self/mountinfo and /proc/self/cgroup (with plain reads and no streams: this
 /// must work when the process is short of descriptors, and say so when it cannot).
 inline result<Layout> detect_layout() {
   bool readable = false;
   const std::string mountinfo = read_text("/proc/self/mountinfo", &readable);
   if (!readable) return last_error(Step::cgroup_detect, "/proc/self/mountinfo");
-  std::vector<Hierarchy> found;
-  split(mountinfo, '\n', [&](std::string_view line) {
-    if (auto h = hierarchy_of(line)) found.push_back(std::move(*h));
-  });
+  std::vector<Hierarchy> found = visible_hierarchies(mountinfo);
   // Our own cgroup in each hierarchy: "id:controllers:path" lines.
   split(read_text("/proc/self/cgroup"), '\n', [&](std::string_view line) {
     const auto first = line.find(':');

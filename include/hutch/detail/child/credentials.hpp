@@ -80,13 +80,29 @@ HUTCH_CHILD_CODE inline void set_identity(const Plan& plan) noexcept {
   if (plan.die_with_parent) raw::sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
+/// From here on every system call, execve included, passes the filter. Without no_new_privs
+/// the kernel asks for CAP_SYS_ADMIN (seccomp(2)).
+HUTCH_CHILD_CODE inline void install_seccomp(const Plan& plan) noexcept {
+  struct {
+    unsigned short length;
+    const sock_filter* filter;
+  } program{static_cast<unsigned short>(plan.seccomp_length), plan.seccomp};
+  long r = raw::sys(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &program);
+  if (r < 0) fail(plan, Step::install_seccomp, r);
+}
+
 /// umask, rlimits, capabilities and ids, in the order the kernel needs: the bounding set
-/// while still root, the permitted set kept across the change of uid (KEEPCAPS) and then set,
-/// no_new_privs last.
+/// while still root (then the seccomp filter, without no_new_privs), the permitted set kept
+/// across the change of uid (KEEPCAPS) and then set, no_new_privs last.
 HUTCH_CHILD_CODE inline void apply_credentials(const Plan& plan) noexcept {
   raw::sys(SYS_umask, plan.umask);
   set_rlimits(plan);
   if (plan.set_capabilities) drop_bounding_set(plan);
+  // Without no_new_privs the kernel takes a filter only from a process holding CAP_SYS_ADMIN:
+  // it goes in now, before the ids and capabilities change (as runc does), and what follows
+  // (setresuid, capset, the wait for start, execve) passes it. With no_new_privs it is the
+  // last step before execve (seccomp_last()).
+  if (!plan.no_new_privs && plan.seccomp_length > 0) install_seccomp(plan);
   if (plan.set_ids && plan.set_capabilities) raw::sys(SYS_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0);
   if (plan.set_ids) set_identity(plan);
   if (plan.set_capabilities) set_capabilities(plan);
@@ -117,15 +133,9 @@ HUTCH_CHILD_CODE inline Plan become_the_process(const Plan& plan, int& sync_fd) 
   return patched;
 }
 
-/// The last step before execve: from here on every system call, execve included, passes the
-/// filter. Without no_new_privs the kernel asks for CAP_SYS_ADMIN (seccomp(2)).
-HUTCH_CHILD_CODE inline void install_seccomp(const Plan& plan) noexcept {
-  struct {
-    unsigned short length;
-    const sock_filter* filter;
-  } program{static_cast<unsigned short>(plan.seccomp_length), plan.seccomp};
-  long r = raw::sys(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &program);
-  if (r < 0) fail(plan, Step::install_seccomp, r);
+/// The filter as the last step before execve, unless apply_credentials() put it in already.
+HUTCH_CHILD_CODE inline void seccomp_last(const Plan& plan) noexcept {
+  if (plan.no_new_privs && plan.seccomp_length > 0) install_seccomp(plan);
 }
 
 }  // namespace hutch::detail::child

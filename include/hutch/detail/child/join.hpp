@@ -38,7 +38,7 @@ HUTCH_CHILD_CODE inline int joined_main(void* argument) noexcept {
   raw::sys(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);  // as in main(): our memory is the host's
   int no_sync = -1;
   const Plan patched = become_the_process(plan, no_sync);
-  if (patched.seccomp_length > 0) install_seccomp(patched);
+  seccomp_last(patched);
   exec(patched);
 }
 

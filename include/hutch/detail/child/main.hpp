@@ -82,7 +82,7 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
     raw::sys_retry(SYS_read, patched.test_pause_fd, &go, 1);
   }
   if (patched.wait_for_start) wait_for_start(patched, sync_fd);
-  if (patched.seccomp_length > 0) install_seccomp(patched);
+  seccomp_last(patched);
   exec(patched);
 }
 
