@@ -1,5 +1,5 @@
 #!/bin/sh
-# sandbox.sh CMD [ARG...]: runs CMD in a private mount namespace and in a cgroup namespace
+# sandbox.sh CMD [ARG...]: runs CMD in a private mount namespace (with a /run of its own) and in a cgroup namespace
 # rooted at a new cgroup below this process's own in every hierarchy, with cgroupfs mounted
 # afresh there. An engine that puts its cgroups "at the root" (podman's /libpod_parent,
 # containerd's /default, dockerd's /docker) puts them inside that cgroup: the machine's own
@@ -17,7 +17,22 @@ if [ "${1:-}" = "--inside" ]; then
       link) ln -s "$type" "$point" ;;
     esac
   done <"$layout"
-  exec "$@"
+  # A /run of its own: engines and runtimes keep their state there (/run/containerd,
+  # /run/hutch-runtime, ...), never in the machine's.
+  mount -t tmpfs -o mode=755 tmpfs /run
+  # A subreaper that reaps whatever is orphaned below it at once (as an init would): engines
+  # check their daemonized helpers (conmon, shims) by pid, and a zombie looks alive.
+  exec python3 -c '
+import ctypes, os, sys
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+while True:
+    reaped, status = os.wait()
+    if reaped == pid:
+        sys.exit(os.waitstatus_to_exitcode(status))
+' "$@"
 fi
 
 here=$(mktemp -d)

@@ -108,7 +108,13 @@ TEST(OciConfig, RuncsSpecBecomesTheContainerItDescribes) {
   ASSERT_TRUE(spec.cgroup);
   EXPECT_EQ(spec.cgroup->limits().name, "c1");  // no cgroupsPath: the id below ours
   ASSERT_TRUE(spec.cgroup->limits().devices);
-  EXPECT_EQ(spec.cgroup->limits().devices->size(), 1u);
+  // The config's deny-all, then what the container's own nodes need (as runc adds).
+  const auto& rules = *spec.cgroup->limits().devices;
+  ASSERT_EQ(rules.size(), 12u);
+  EXPECT_FALSE(rules[0].allow);
+  EXPECT_EQ(rules[1], (hutch::DeviceRule{true, 'c', -1, -1, "m"}));
+  EXPECT_EQ(rules[3], (hutch::DeviceRule{true, 'c', 1, 3, "rwm"}));
+  EXPECT_EQ(rules[11], (hutch::DeviceRule{true, 'c', 136, -1, "rwm"}));
 }
 
 TEST(OciConfig, ARelativeBindSourceIsTheBundlesAndRbindIsRecursive) {

@@ -177,7 +177,11 @@ Result create(const Global& g, const Parsed& a, bool and_start) {
   const std::string fifo = store.fifo(id);
   hutch::Container& c = config.container;
   if (!and_start) {
-    if (::mkfifo(fifo.c_str(), 0600) != 0) return hutch::last_error(hutch::oci_step::state, fifo);
+    // Writable by the container's user (it opens it after taking its ids): only through the
+    // descriptor the container holds, as the directory lets no one else in (runc's 0622).
+    if (::mkfifo(fifo.c_str(), 0600) != 0 || ::chmod(fifo.c_str(), 0622) != 0) {
+      return hutch::last_error(hutch::oci_step::state, fifo);
+    }
     c.start_fifo(fifo);
   }
   const int preserve = std::atoi(a.value("preserve-fds", "0").c_str());

@@ -145,6 +145,36 @@ inline result<void> read_time_offsets(const json& lx, Container& c) {
   return success();
 }
 
+/// After the config's device rules, those the container's own nodes need, as runc adds them
+/// (engines' configs deny every device and rely on it): mknod of any, the default devices
+/// (null, zero, full, random, urandom, tty, console, ptmx, the pts), and linux.devices.
+inline result<void> allow_own_devices(const json& lx, CGroup& g) {
+  std::vector<DeviceRule> rules = *g.limits().devices;
+  rules.push_back({true, 'c', -1, -1, "m"});
+  rules.push_back({true, 'b', -1, -1, "m"});
+  for (auto [major, minor] : {std::pair{1L, 3L},
+                              {1L, 5L},
+                              {1L, 7L},
+                              {1L, 8L},
+                              {1L, 9L},
+                              {5L, 0L},
+                              {5L, 1L},
+                              {5L, 2L},
+                              {136L, -1L}}) {
+    rules.push_back({true, 'c', major, minor, "rwm"});
+  }
+  if (lx.contains("devices") && lx["devices"].is_array()) {
+    for (const auto& d : lx["devices"]) {
+      const std::string type = d.value("type", std::string("c"));
+      if (type == "p") continue;  // a FIFO is no device to the cgroup
+      rules.push_back(
+          {true, type == "b" ? 'b' : 'c', d.value("major", 0L), d.value("minor", 0L), "rwm"});
+    }
+  }
+  g.devices(std::move(rules));
+  return success();
+}
+
 /// "linux" into the container, its filesystem and its cgroup.
 inline result<void> read_linux(const json& lx, const std::string& id, Container& c, RootFs& fs,
                                CGroup& g) {
@@ -169,6 +199,7 @@ inline result<void> read_linux(const json& lx, const std::string& id, Container&
   if (lx.contains("resources") && !lx["resources"].is_null()) {
     HUTCH_TRYV(read_resources(lx["resources"], g));
   }
+  if (g.limits().devices) HUTCH_TRYV(allow_own_devices(lx, g));
   HUTCH_TRY(const std::string propagation, string_at(lx, "rootfsPropagation", "linux"));
   if (!propagation.empty()) {
     const unsigned long flags = propagation_flags(propagation);
