@@ -15,9 +15,10 @@ class HutchConan(ConanFile):
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
     # Optional modules, each a component with its own target: hutch::seccomp (libseccomp)
-    # and hutch::image (nlohmann_json, libarchive, OpenSSL).
-    options = {"with_seccomp": [True, False], "with_image": [True, False]}
-    default_options = {"with_seccomp": True, "with_image": True}
+    # hutch::image (nlohmann_json, libarchive, OpenSSL) and hutch::oci (nlohmann_json and
+    # hutch::seccomp).
+    options = {"with_seccomp": [True, False], "with_image": [True, False], "with_oci": [True, False]}
+    default_options = {"with_seccomp": True, "with_image": True, "with_oci": True}
     no_copy_source = True
 
     def export_sources(self):
@@ -33,8 +34,9 @@ class HutchConan(ConanFile):
         self.requires("boost/[>=1.74]", transitive_headers=True, options={"header_only": True})
         if self.options.with_seccomp:
             self.requires("libseccomp/[>=2.5 <3]")
-        if self.options.with_image:
+        if self.options.with_image or self.options.with_oci:
             self.requires("nlohmann_json/[>=3.10 <4]", transitive_headers=True)
+        if self.options.with_image:
             self.requires("libarchive/[>=3.6 <4]", transitive_headers=True)
             self.requires("openssl/[>=3 <4]", transitive_headers=True)
 
@@ -44,6 +46,8 @@ class HutchConan(ConanFile):
         if self.settings.os != "Linux":
             raise ConanInvalidConfiguration("hutch runs Linux containers: Linux only")
         check_min_cppstd(self, 20)
+        if self.options.with_oci and not self.options.with_seccomp:
+            raise ConanInvalidConfiguration("with_oci needs with_seccomp")
 
     def package_id(self):
         # Header-only: one package for every setting; the options still tell the modules.
@@ -58,6 +62,7 @@ class HutchConan(ConanFile):
         tc.cache_variables["HUTCH_INSTALL"] = True
         tc.cache_variables["HUTCH_SECCOMP"] = "ON" if self.options.with_seccomp else "OFF"
         tc.cache_variables["HUTCH_IMAGE"] = "ON" if self.options.with_image else "OFF"
+        tc.cache_variables["HUTCH_OCI"] = "ON" if self.options.with_oci else "OFF"
         tc.generate()
         CMakeDeps(self).generate()
 
@@ -86,3 +91,5 @@ class HutchConan(ConanFile):
         if self.options.with_image:
             component("image", "hutch::image", ["core", "nlohmann_json::nlohmann_json",
                                                 "libarchive::libarchive", "openssl::crypto"])
+        if self.options.with_oci:
+            component("oci", "hutch::oci", ["core", "seccomp", "nlohmann_json::nlohmann_json"])

@@ -17,6 +17,11 @@ if("image" IN_LIST FEATURES)
   set(HUTCH_IMAGE ON)
 endif()
 
+set(HUTCH_OCI OFF)
+if("oci" IN_LIST FEATURES)
+  set(HUTCH_OCI ON)
+endif()
+
 vcpkg_cmake_configure(
   SOURCE_PATH "${SOURCE_PATH}"
   OPTIONS
@@ -26,7 +31,8 @@ vcpkg_cmake_configure(
     -DHUTCH_BUILD_TOOLS=OFF
     -DHUTCH_INSTALL=ON
     -DHUTCH_SECCOMP=${HUTCH_SECCOMP}
-    -DHUTCH_IMAGE=${HUTCH_IMAGE})
+    -DHUTCH_IMAGE=${HUTCH_IMAGE}
+    -DHUTCH_OCI=${HUTCH_OCI})
 vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(PACKAGE_NAME hutch CONFIG_PATH share/cmake/hutch)
 vcpkg_fixup_pkgconfig()

@@ -160,6 +160,22 @@ TEST(OciConfig, ResourcesBecomeTheCGroupsLimits) {
   EXPECT_EQ(g.io_max[0].read_bps, 1048576u);
 }
 
+TEST(OciConfig, ZerosAreUnsetAsDockerWritesThem) {
+  json j = runc_spec();
+  j["linux"]["resources"]["cpu"] = {{"shares", 0}, {"quota", 0}, {"period", 0}};
+  j["linux"]["resources"]["blockIO"] = {{"weight", 0}};
+  j["linux"]["resources"]["memory"] = {{"limit", 0}, {"swap", 0}, {"kernel", 0}};
+  j["linux"]["resources"]["pids"] = {{"limit", 0}};
+  auto config = parse(j);
+  ASSERT_TRUE(config) << config.error().message();
+  const auto& g = config->container.spec().cgroup->limits();
+  EXPECT_FALSE(g.cpu_shares);
+  EXPECT_EQ(g.cpu_quota_us, 0u);
+  EXPECT_FALSE(g.io_weight);
+  EXPECT_FALSE(g.memory_max);
+  EXPECT_FALSE(g.pids_max);
+}
+
 TEST(OciConfig, JoinedNamespacesUserMapsSysctlsAndSeccomp) {
   json j = runc_spec();
   j["linux"]["namespaces"] = {

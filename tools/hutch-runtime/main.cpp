@@ -353,6 +353,7 @@ Result remove(const Global& g, const Parsed& a) {
   Store store(g.root);
   const bool force = a.has("force");
   auto lock = store.lock(id);
+  if (!lock && force && lock.error().errno_value() == ENOENT) return 0;  // gone: as runc
   if (!lock) return lock.error();
   HUTCH_TRY(const State s, store.load(id));
   const std::string status = status_of(s);
@@ -710,7 +711,14 @@ int main(int argc, char** argv) {
   Global g;
   const auto result = dispatch(g, args);
   if (result) return *result;
-  const std::string message = result.error().message();
+  std::string message = result.error().message();
+  // Engines tell "not found" (127) and "cannot execute" (126) from the error's words, as
+  // runc words them (docker matches them exactly).
+  if (result.error().step == hutch::Step::exec) {
+    const int e = result.error().errno_value();
+    if (e == ENOENT) message += ": executable file not found in $PATH";
+    if (e == EACCES) message += ": permission denied";
+  }
   g.write_log("error", message);
   fmt::print(stderr, "hutch-runtime: {}\n", message);
   return 1;

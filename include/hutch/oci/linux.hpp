@@ -182,7 +182,9 @@ inline result<void> read_cpu(const json& cpu, CGroup& g) {
       return bad(fmt::format("linux.resources.cpu.{}", realtime), "not supported");
     }
   }
-  if (cpu.contains("shares") && cpu["shares"].is_number_unsigned()) {
+  // 0 is unset (docker sends zeros for what it was not asked).
+  if (cpu.contains("shares") && cpu["shares"].is_number_unsigned() &&
+      cpu["shares"].get<std::uint64_t>() != 0) {
     g.cpu_shares(cpu["shares"].get<std::uint64_t>());
   }
   HUTCH_TRY(const auto quota, integer_at(cpu, "quota", "cpu"));
@@ -205,9 +207,11 @@ inline result<void> read_block_io(const json& b, CGroup& g) {
     return bad("linux.resources.blockIO.weightDevice", "per-device weights are not supported");
   }
   if (b.contains("weight") && b["weight"].is_number_unsigned()) {
-    const std::uint64_t v1 = b["weight"].get<std::uint64_t>();  // 10..1000
-    if (v1 < 10 || v1 > 1000) return bad("linux.resources.blockIO.weight", "is 10..1000");
-    g.io_weight(1 + (v1 - 10) * 9999 / 990);
+    const std::uint64_t v1 = b["weight"].get<std::uint64_t>();  // 10..1000; 0: unset (docker)
+    if (v1 != 0 && (v1 < 10 || v1 > 1000)) {
+      return bad("linux.resources.blockIO.weight", "is 10..1000");
+    }
+    if (v1 != 0) g.io_weight(1 + (v1 - 10) * 9999 / 990);
   }
   std::map<std::string, IoMax> devices;
   for (auto [key, field] : {std::pair{"throttleReadBpsDevice", &IoMax::read_bps},
