@@ -70,6 +70,11 @@ check "ctr run" "hello from box" "$(run --rm $img r1 sh -c 'hostname box 2>/dev/
 run --rm $img r2 sh -c 'exit 3'; check "exit status" 3 $?
 check "pid 1" 1 "$(run --rm $img r3 sh -c 'echo $$')"
 check "environment" "x=1" "$(run --rm --env x=1 $img r4 sh -c 'echo x=$x')"
+check "cwd" /etc "$(run --rm --cwd /etc $img r5 pwd)"
+mkdir -p "$s/vol" && echo from-host >"$s/vol/f"
+check "a bind mount" from-host \
+  "$(run --rm --mount type=bind,src=$s/vol,dst=/vol,options=rbind:ro $img r8 cat /vol/f)"
+check "read-only" ro "$(run --rm --read-only $img r9 sh -c 'touch /x 2>/dev/null && echo rw || echo ro')"
 # ctr's spec mounts no cgroupfs: the limit is read where containerd asked for the cgroup.
 run -d --memory-limit 67108864 $img r6 sleep 60 >/dev/null
 check "memory limit" 67108864 "$(cat /sys/fs/cgroup/memory/hutch/r6/memory.limit_in_bytes)"

@@ -22,7 +22,9 @@ daemon=
 trap 'docker rm -f $(docker ps -aq) >/dev/null 2>&1
       [ -n "$daemon" ] && kill "$daemon" && wait "$daemon"; rm -rf "$s"' EXIT
 # Its own roots and socket; no bridge, no iptables (no network is touched); limits it may
-# set (this machine lacks CAP_SYS_RESOURCE).
+# set (this machine lacks CAP_SYS_RESOURCE). dockerd writes /etc/docker/key.json whatever
+# it is told: a tmpfs of this mount namespace takes it.
+[ -d /etc/docker ] && mount -t tmpfs -o mode=755 tmpfs /etc/docker
 dockerd --data-root "$s/data" --exec-root "$s/exec" --host "unix://$s/docker.sock" \
   --pidfile "$s/docker.pid" --iptables=false --ip6tables=false --bridge=none \
   --storage-driver vfs --add-runtime "hutch=$rt" --default-runtime hutch \
@@ -68,6 +70,9 @@ check "stdin" "piped in" "$(echo piped in | d --rm -i $img cat)"
 check "capabilities" "00000000a80425fb" "$(d --rm $img sh -c 'grep CapEff /proc/self/status | cut -f2')"
 check "seccomp" 2 "$(d --rm $img sh -c 'grep ^Seccomp: /proc/self/status | cut -f2')"
 check "read-only root" ro "$(d --rm --read-only $img sh -c 'touch /x 2>/dev/null && echo rw || echo ro')"
+mkdir -p "$s/vol" && echo from-host >"$s/vol/f"
+check "a volume" from-host "$(d --rm -v "$s/vol:/vol:ro" $img cat /vol/f)"
+check "a workdir" /etc "$(d --rm -w /etc $img pwd)"
 check "a memory limit" 67108864 \
   "$(d --rm --memory 64m $img sh -c 'cat /sys/fs/cgroup/memory$(grep :memory: /proc/self/cgroup | cut -d: -f3)/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes')"
 
@@ -82,6 +87,7 @@ docker update --pids-limit 64 d1 >/dev/null; check "update" 0 $?
 docker stop -t 5 d1 >/dev/null; check "stop" exited "$(docker inspect -f '{{.State.Status}}' d1)"
 check "stopped by SIGTERM" 0 "$(docker inspect -f '{{.State.ExitCode}}' d1)"
 docker start d1 >/dev/null; check "start again" running "$(docker inspect -f '{{.State.Status}}' d1)"
+check "logs" yes "$(docker logs d1 >/dev/null 2>&1 && echo yes)"
 docker kill d1 >/dev/null; docker wait d1 >/dev/null
 check "kill" 137 "$(docker inspect -f '{{.State.ExitCode}}' d1)"
 docker rm d1 >/dev/null; check "rm" 0 $?

@@ -71,6 +71,8 @@ check "capabilities" "00000000a80425fb" \
 check "seccomp" 2 "$(prun $img sh -c 'grep ^Seccomp: /proc/self/status | cut -f2')"
 mkdir -p "$s/vol" && echo from-host >"$s/vol/f"
 check "a volume" from-host "$(prun -v "$s/vol:/vol:ro" $img cat /vol/f)"
+check "a workdir" /etc "$(prun -w /etc $img pwd)"
+check "logs" "out and err" "$(prun $img sh -c 'echo out and; echo err >&2' 2>&1 | paste -sd' ')"
 check "a memory limit" 67108864 \
   "$(prun --memory 64m $img sh -c 'cat /sys/fs/cgroup/memory$(grep :memory: /proc/self/cgroup | cut -d: -f3)/memory.limit_in_bytes')"
 check "a pids limit" 50 \
@@ -92,6 +94,12 @@ podman start d1 >/dev/null; check "start again" running "$(podman inspect -f '{{
 podman kill d1 >/dev/null; podman wait d1 >/dev/null
 check "kill" 137 "$(podman inspect -f '{{.State.ExitCode}}' d1)"
 podman rm d1 >/dev/null; check "rm" 0 $?
+# stop's SIGKILL after the timeout, for a PID 1 that ignores SIGTERM; exec -t.
+podman run -d --name d2 $img sh -c 'trap "" TERM; while :; do sleep 0.1; done' >/dev/null
+out=$(script -qec "podman exec -t d2 sh -c 'test -t 0 && echo exec on a tty'" /dev/null | tr -d '\r')
+contains "exec -t" "exec on a tty" "$out"
+podman stop -t 1 d2 >/dev/null; check "stop, then SIGKILL" 137 "$(podman inspect -f '{{.State.ExitCode}}' d2)"
+podman rm d2 >/dev/null
 
 # A terminal (conmon's console socket).
 out=$(script -qec "podman run --rm -t $img sh -c 'test -t 0 && echo on a tty'" /dev/null | tr -d '\r')
