@@ -20,6 +20,11 @@ if [ "${1:-}" = "--inside" ]; then
   # A /run of its own: engines and runtimes keep their state there (/run/containerd,
   # /run/hutch-runtime, ...), never in the machine's.
   mount -t tmpfs -o mode=755 tmpfs /run
+  # HUTCH_SANDBOX_NO_UNIFIED=1: an empty tmpfs over a hybrid host's v2 mount, which crun 1.8
+  # refuses (bench/engines.sh times it beside the others).
+  if [ "${HUTCH_SANDBOX_NO_UNIFIED:-}" = 1 ] && [ -d /sys/fs/cgroup/unified ]; then
+    mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup/unified
+  fi
   # A subreaper that reaps whatever is orphaned below it at once (as an init would): engines
   # check their daemonized helpers (conmon, shims) by pid, and a zombie looks alive.
   exec python3 -c '
