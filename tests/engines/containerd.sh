@@ -4,63 +4,19 @@
 # usage: containerd.sh HUTCH_RUNTIME BUSYBOX_ROOTFS   (skips with 77 when containerd is missing)
 set -u
 rt=$(readlink -f "$1") rootfs=$(cd "$2" && pwd)
-command -v containerd >/dev/null && command -v ctr >/dev/null &&
-  command -v containerd-shim-runc-v2 >/dev/null || { echo "containerd missing"; exit 77; }
-if [ "${HUTCH_ENGINE_INSIDE:-}" != 1 ]; then
-  HUTCH_ENGINE_INSIDE=1 exec "$(dirname "$0")/sandbox.sh" "$0" "$@"
-fi
-failures=0 passed=0
-check() {
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); else
-    failures=$((failures + 1)); printf 'FAILED %s\n  expected: %s\n  actual:   %s\n' "$1" "$2" "$3"; fi
-}
-contains() {
-  case "$3" in *"$2"*) passed=$((passed + 1)) ;; *)
-    failures=$((failures + 1)); printf 'FAILED %s\n  %s not in: %s\n' "$1" "$2" "$3" ;; esac
-}
+engines=$(cd "$(dirname "$0")" && pwd)
+. "$engines/lib.sh"
+need containerd ctr containerd-shim-runc-v2
+enter_sandbox "$0" "$@"
 s=$(mktemp -d)
 daemon=
 trap 'for c in $(c containers ls -q 2>/dev/null); do c task kill -s KILL "$c" >/dev/null 2>&1; c task delete -f "$c" >/dev/null 2>&1; c containers delete "$c" >/dev/null 2>&1; done
       [ -n "$daemon" ] && kill "$daemon" && wait "$daemon"; rm -rf "$s"' EXIT
-# Its state in the scratch directory, no CRI (no CNI needed), the native snapshotter.
-cat >"$s/config.toml" <<EOF
-version = 2
-root = "$s/root"
-state = "$s/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$s/containerd.sock"
-[ttrpc]
-  address = "$s/containerd.sock.ttrpc"
-EOF
-containerd --config "$s/config.toml" >"$s/containerd.log" 2>&1 &
-daemon=$!
+containerd_start "$s"
 c() { ctr --address "$s/containerd.sock" --namespace hutch "$@"; }
-for _ in $(seq 100); do c version >/dev/null 2>&1 && break; sleep 0.1; done
 check "containerd answers" 0 "$(c version >/dev/null 2>&1; echo $?)"
 
-# The image: a docker-save archive of the test root filesystem, made here.
-python3 - "$rootfs" "$s/image.tar" <<'EOF'
-import hashlib, io, json, sys, tarfile
-rootfs, out = sys.argv[1:]
-layer = io.BytesIO()
-with tarfile.open(fileobj=layer, mode="w") as t:
-    t.add(rootfs, arcname=".")
-layer = layer.getvalue()
-diff = "sha256:" + hashlib.sha256(layer).hexdigest()
-config = json.dumps({"architecture": "amd64", "os": "linux",
-                     "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                                "Cmd": ["sh"]},
-                     "rootfs": {"type": "layers", "diff_ids": [diff]}}).encode()
-config_name = hashlib.sha256(config).hexdigest() + ".json"
-manifest = json.dumps([{"Config": config_name, "RepoTags": ["docker.io/library/hutch-test:latest"],
-                        "Layers": ["layer/layer.tar"]}]).encode()
-with tarfile.open(out, "w") as t:
-    for name, data in ((config_name, config), ("layer/layer.tar", layer), ("manifest.json", manifest)):
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        t.addfile(info, io.BytesIO(data))
-EOF
+docker_save "$rootfs" "$s/image.tar" docker.io/library/hutch-test:latest
 c images import --snapshotter native "$s/image.tar" >/dev/null
 img=docker.io/library/hutch-test:latest
 check "the image is there" 1 "$(c images ls -q | grep -c hutch-test)"
@@ -101,5 +57,4 @@ contains "run -t" "on a tty" "$out"
 
 check "nothing left" "" "$(c containers ls -q)"
 check "no runtime state left" "" "$(ls /run/containerd/runc/hutch 2>/dev/null)"
-echo "containerd: $passed passed, $failures failed"
-[ "$failures" = 0 ]
+report containerd

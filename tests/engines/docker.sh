@@ -4,19 +4,10 @@
 # usage: docker.sh HUTCH_RUNTIME BUSYBOX_ROOTFS   (skips with 77 when dockerd is missing)
 set -u
 rt=$(readlink -f "$1") rootfs=$(cd "$2" && pwd)
-command -v dockerd >/dev/null && command -v docker >/dev/null || { echo "docker.io missing"; exit 77; }
-if [ "${HUTCH_ENGINE_INSIDE:-}" != 1 ]; then
-  HUTCH_ENGINE_INSIDE=1 exec "$(dirname "$0")/sandbox.sh" "$0" "$@"
-fi
-failures=0 passed=0
-check() {
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); else
-    failures=$((failures + 1)); printf 'FAILED %s\n  expected: %s\n  actual:   %s\n' "$1" "$2" "$3"; fi
-}
-contains() {
-  case "$3" in *"$2"*) passed=$((passed + 1)) ;; *)
-    failures=$((failures + 1)); printf 'FAILED %s\n  %s not in: %s\n' "$1" "$2" "$3" ;; esac
-}
+engines=$(cd "$(dirname "$0")" && pwd)
+. "$engines/lib.sh"
+need dockerd docker
+enter_sandbox "$0" "$@"
 s=$(mktemp -d)
 daemon=
 trap 'docker rm -f $(docker ps -aq) >/dev/null 2>&1
@@ -33,28 +24,7 @@ daemon=$!
 export DOCKER_HOST="unix://$s/docker.sock"
 for _ in $(seq 150); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
 check "dockerd answers" 0 "$(docker version >/dev/null 2>&1; echo $?)"
-# The image: a docker-save archive of the test root filesystem, made here.
-python3 - "$rootfs" "$s/image.tar" <<'EOF'
-import hashlib, io, json, sys, tarfile
-rootfs, out = sys.argv[1:]
-layer = io.BytesIO()
-with tarfile.open(fileobj=layer, mode="w") as t:
-    t.add(rootfs, arcname=".")
-layer = layer.getvalue()
-diff = "sha256:" + hashlib.sha256(layer).hexdigest()
-config = json.dumps({"architecture": "amd64", "os": "linux",
-                     "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                                "Cmd": ["sh"]},
-                     "rootfs": {"type": "layers", "diff_ids": [diff]}}).encode()
-config_name = hashlib.sha256(config).hexdigest() + ".json"
-manifest = json.dumps([{"Config": config_name, "RepoTags": ["docker.io/library/hutch-test:latest"],
-                        "Layers": ["layer/layer.tar"]}]).encode()
-with tarfile.open(out, "w") as t:
-    for name, data in ((config_name, config), ("layer/layer.tar", layer), ("manifest.json", manifest)):
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        t.addfile(info, io.BytesIO(data))
-EOF
+docker_save "$rootfs" "$s/image.tar" docker.io/library/hutch-test:latest
 docker load -q -i "$s/image.tar" >/dev/null
 img=hutch-test
 d() { docker run --network none "$@"; }
@@ -95,5 +65,4 @@ out=$(script -qec "docker run --rm -t --network none $img sh -c 'test -t 0 && ec
 contains "run -t" "on a tty" "$out"
 
 check "nothing left" "" "$(docker ps -aq)"
-echo "docker: $passed passed, $failures failed"
-[ "$failures" = 0 ]
+report docker

@@ -3,43 +3,13 @@
 # usage: podman.sh HUTCH_RUNTIME BUSYBOX_ROOTFS   (skips with 77 when podman is missing)
 set -u
 rt=$(readlink -f "$1") rootfs=$(cd "$2" && pwd)
-command -v podman >/dev/null && command -v conmon >/dev/null || { echo "podman or conmon missing"; exit 77; }
-if [ "${HUTCH_ENGINE_INSIDE:-}" != 1 ]; then
-  HUTCH_ENGINE_INSIDE=1 exec "$(dirname "$0")/sandbox.sh" "$0" "$@"
-fi
-failures=0 passed=0
-check() {
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); else
-    failures=$((failures + 1)); printf 'FAILED %s\n  expected: %s\n  actual:   %s\n' "$1" "$2" "$3"; fi
-}
-contains() {
-  case "$3" in *"$2"*) passed=$((passed + 1)) ;; *)
-    failures=$((failures + 1)); printf 'FAILED %s\n  %s not in: %s\n' "$1" "$2" "$3" ;; esac
-}
+engines=$(cd "$(dirname "$0")" && pwd)
+. "$engines/lib.sh"
+need podman conmon
+enter_sandbox "$0" "$@"
 s=$(mktemp -d)
 trap 'podman rm -af -t 0 >/dev/null 2>&1; rm -rf "$s"' EXIT
-# Its state in the scratch directory; cgroupfs (no systemd here); limits it may set (podman's
-# default nofile and nproc of 1048576 need CAP_SYS_RESOURCE, which this machine lacks).
-cat >"$s/containers.conf" <<EOF
-[containers]
-default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
-netns = "none"
-log_driver = "k8s-file"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "$rt"
-tmp_dir = "$s/tmp"
-volume_path = "$s/volumes"
-EOF
-cat >"$s/storage.conf" <<EOF
-[storage]
-driver = "vfs"
-graphroot = "$s/storage"
-runroot = "$s/run"
-EOF
-export CONTAINERS_CONF="$s/containers.conf" CONTAINERS_STORAGE_CONF="$s/storage.conf"
-export CONTAINERS_REGISTRIES_CONF=/dev/null XDG_CONFIG_HOME="$s/config"
+podman_setup "$s" "$rt"
 tar -C "$rootfs" -cf "$s/rootfs.tar" .
 podman import -q "$s/rootfs.tar" localhost/hutch-test:latest >/dev/null
 check "the image is there" 1 "$(podman images -q localhost/hutch-test | wc -l)"
@@ -107,5 +77,4 @@ contains "run -t" "on a tty" "$out"
 
 check "nothing left" "" "$(podman ps -aq)"
 check "no container state left" "" "$(ls /run/hutch-runtime 2>/dev/null)"
-echo "podman: $passed passed, $failures failed"
-[ "$failures" = 0 ]
+report podman

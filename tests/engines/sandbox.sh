@@ -27,17 +27,7 @@ if [ "${1:-}" = "--inside" ]; then
   fi
   # A subreaper that reaps whatever is orphaned below it at once (as an init would): engines
   # check their daemonized helpers (conmon, shims) by pid, and a zombie looks alive.
-  exec python3 -c '
-import ctypes, os, sys
-ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
-pid = os.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-while True:
-    reaped, status = os.wait()
-    if reaped == pid:
-        sys.exit(os.waitstatus_to_exitcode(status))
-' "$@"
+  exec python3 "$(dirname "$0")/../reaper.py" "$@"
 fi
 
 here=$(mktemp -d)

@@ -25,20 +25,20 @@ inline hutch::Error hook_error(const hutch::oci::Hook& hook, int code, std::stri
   return hutch::make_error(hutch::oci_step::hook, code, hook.path, std::move(note));
 }
 
-inline std::vector<hutch::oci::Hook> hooks_of(const json& hooks, const char* point) {
-  std::vector<hutch::oci::Hook> out;
-  if (!hooks.is_object() || !hooks.contains(point)) return out;
-  for (const auto& h : hooks[point]) {
-    hutch::oci::Hook hook;
-    hook.path = h.value("path", "");
-    hook.args = h.value("args", std::vector<std::string>{});
-    hook.env = h.value("env", std::vector<std::string>{});
-    if (h.contains("timeout") && h["timeout"].is_number_integer()) {
-      hook.timeout_seconds = h["timeout"].get<int>();
-    }
-    out.push_back(std::move(hook));
+/// The hooks at `point` ("createRuntime", ...) of a config's "hooks", read as load_config
+/// read them.
+inline std::vector<hutch::oci::Hook> hooks_of(const json& hooks, std::string_view point) {
+  auto all = hutch::oci::detail::read_hooks(json{{"hooks", hooks}});
+  if (!all) return {};
+  for (auto [name, list] : {std::pair{"prestart", &all->prestart},
+                            {"createRuntime", &all->create_runtime},
+                            {"createContainer", &all->create_container},
+                            {"startContainer", &all->start_container},
+                            {"poststart", &all->poststart},
+                            {"poststop", &all->poststop}}) {
+    if (point == name) return std::move(*list);
   }
-  return out;
+  return {};
 }
 
 /// The result of a hook's process: fails unless it exited 0 within its timeout (then killed).

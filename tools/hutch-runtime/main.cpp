@@ -395,17 +395,7 @@ Result freeze(const Global& g, const Parsed& a, bool frozen) {
 hutch::result<std::string> read_input(const std::string& path) {
   hutch::Fd fd(path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return hutch::last_error(hutch::oci_step::config, path);
-  std::string text;
-  char buffer[65536];
-  for (ssize_t n; (n = ::read(fd.get(), buffer, sizeof buffer)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return hutch::last_error(hutch::oci_step::config, path);
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > hutch::oci::max_config_size) {
-      return hutch::make_error(hutch::oci_step::config, EFBIG, path, "larger than hutch reads");
-    }
-  }
-  return text;
+  return hutch::oci::read_bounded(fd.get(), path);
 }
 
 Result update(const Global& g, const Parsed& a) {

@@ -206,16 +206,7 @@ class Store {
       if (errno == ENOENT) return state_error(ENOENT, id, "container does not exist");
       return hutch::last_error(hutch::oci_step::state, path);
     }
-    std::string text;
-    char buffer[65536];
-    for (ssize_t n; (n = ::read(fd.get(), buffer, sizeof buffer)) != 0;) {
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return hutch::last_error(hutch::oci_step::state, path);
-      text.append(buffer, static_cast<std::size_t>(n));
-      if (text.size() > hutch::oci::max_config_size * 2) {
-        return state_error(EFBIG, path, "larger than a state file");
-      }
-    }
+    HUTCH_TRY(const std::string text, hutch::oci::read_bounded(fd.get(), path));
     const json j = json::parse(text, nullptr, false);
     if (j.is_discarded()) return state_error(EINVAL, path, "not JSON");
     return State::from_json(j, path);

@@ -6,17 +6,7 @@ set -u
 # Engines run the runtime under a subreaper (conmon, containerd's shim) that reaps the
 # container once the runtime has exited; so does this test.
 if [ -z "${HUTCH_RUNTIME_TEST_REAPER:-}" ]; then
-  HUTCH_RUNTIME_TEST_REAPER=1 exec python3 -c '
-import ctypes, os, sys
-ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
-pid = os.fork()
-if pid == 0:
-    os.execvp(sys.argv[1], sys.argv[1:])
-while True:
-    reaped, status = os.wait()
-    if reaped == pid:
-        sys.exit(os.waitstatus_to_exitcode(status))
-' "$0" "$@"
+  HUTCH_RUNTIME_TEST_REAPER=1 exec python3 "$(dirname "$0")/../../tests/reaper.py" "$0" "$@"
 fi
 rt=$1 rootfs=$(cd "$2" && pwd)
 failures=0 passed=0

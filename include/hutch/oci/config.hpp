@@ -307,6 +307,23 @@ inline result<Config> parse_config(std::string_view text, const std::string& bun
   }
 }
 
+/// All of the open file `fd` (named `path` in errors), refused past `limit` bytes.
+inline result<std::string> read_bounded(int fd, const std::string& path,
+                                        std::size_t limit = max_config_size) {
+  std::string text;
+  char buffer[65536];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return last_error(oci_step::config, path);
+    if (n == 0) return text;
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > limit) {
+      return make_error(oci_step::config, EFBIG, path, "larger than hutch reads");
+    }
+  }
+}
+
 /// Reads `bundle`/config.json (at most max_config_size, a regular file, not through a
 /// symlink at its last part) as the Config of container `id`.
 inline result<Config> load_config(const std::string& bundle, const std::string& id) {
@@ -316,21 +333,7 @@ inline result<Config> load_config(const std::string& bundle, const std::string& 
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return last_error(oci_step::config, path);
   if (!S_ISREG(st.st_mode)) return make_error(oci_step::config, EINVAL, path, "not a file");
-  if (static_cast<std::uint64_t>(st.st_size) > max_config_size) {
-    return make_error(oci_step::config, EFBIG, path, "larger than hutch reads");
-  }
-  std::string text;
-  char buffer[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return last_error(oci_step::config, path);
-    if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > max_config_size) {
-      return make_error(oci_step::config, EFBIG, path, "larger than hutch reads");
-    }
-  }
+  HUTCH_TRY(const std::string text, read_bounded(fd.get(), path));
   return parse_config(text, bundle, id);
 }
 
