@@ -255,8 +255,12 @@ TEST_F(CGroupTest, BadInputFailsBeforeAnythingIsCreated) {
       {CGroup{}.io_weight(20000), "io_weight"},
       {CGroup{}.cpuset_cpus("0-999"), "subset"},
       {CGroup{}.cpuset_cpus("x"), "cpuset_cpus"},
-      {CGroup{}.io_max({.device = "/dev/nonexistent-disk", .read_bps = 1}), "io_max device"},
+      {CGroup{}.io_max({.device = "/dev/nonexistent-disk", .read_bps = 1}), "I/O limit device"},
       {CGroup{}.io_max({.device = "/dev/null", .read_bps = 1}), "block device"},
+      {CGroup{}.device_write_bps("/proc/self", 1), "it is on proc"},
+      {CGroup{}.device_read_iops("4095:1048575", 1), "no block device 4095:1048575"},
+      {CGroup{}.device_write_bps("/dev/null", 0), "a rate above 0"},
+      {CGroup{}.io_max({.device = "7:0"}), "a rate above 0"},
   };
   for (auto& [spec, text] : cases) {
     auto r = probe_container({"pid"}).cgroup(spec).spawn();

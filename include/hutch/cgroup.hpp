@@ -122,10 +122,39 @@ class CGroup {
   }
   /// pids.max: fork and clone fail with EAGAIN inside beyond it.
   CGroup& pids_max(std::uint64_t count) { return set(limits_.pids_max, count); }
-  /// io.weight, 1..10000, default 100 (v1 blkio.weight, converted).
+  /// io.weight, 1..10000, default 100 (v1 blkio.weight or blkio.bfq.weight, 10..1000,
+  /// converted). Weights share a disk's time only under the BFQ scheduler (v1 and v2) or the
+  /// io.cost model (v2); elsewhere the kernel keeps the value and does nothing with it.
   CGroup& io_weight(std::uint64_t weight) { return set(limits_.io_weight, weight); }
+  /// The same weight on docker's and v1's scale, 10..1000 (--blkio-weight); it reaches a v1
+  /// host's blkio file unchanged.
+  CGroup& blkio_weight(std::uint64_t weight) {
+    return set(limits_.io_weight, detail::io_weight_of_blkio(weight));
+  }
+  /// Throttles for one block device (see IoMax; an entry for the same name adds to it).
   CGroup& io_max(IoMax limit) {
     limits_.io_max.push_back(std::move(limit));
+    return *this;
+  }
+  /// Docker's --device-read-bps and kin: the rate of reads or writes, in bytes or IOs per
+  /// second, of the container's processes on `device` (a node such as "/dev/vda", "254:0",
+  /// or a file or directory: the disk under its filesystem). v1 blkio throttles only I/O the
+  /// container's own processes submit: direct I/O and what its fsync()s write back, not the
+  /// kernel's background writeback of its buffered writes; v2 (io.max) throttles that too.
+  CGroup& device_read_bps(std::string device, std::uint64_t bytes_per_second) {
+    device_limit(std::move(device)).read_bps = bytes_per_second;
+    return *this;
+  }
+  CGroup& device_write_bps(std::string device, std::uint64_t bytes_per_second) {
+    device_limit(std::move(device)).write_bps = bytes_per_second;
+    return *this;
+  }
+  CGroup& device_read_iops(std::string device, std::uint64_t ios_per_second) {
+    device_limit(std::move(device)).read_iops = ios_per_second;
+    return *this;
+  }
+  CGroup& device_write_iops(std::string device, std::uint64_t ios_per_second) {
+    device_limit(std::move(device)).write_iops = ios_per_second;
     return *this;
   }
 
@@ -134,6 +163,12 @@ class CGroup {
   const detail::CGroupLimits& limits() const noexcept { return limits_; }
 
  private:
+  IoMax& device_limit(std::string device) {
+    for (auto& limit : limits_.io_max) {
+      if (limit.device == device) return limit;
+    }
+    return limits_.io_max.emplace_back(IoMax{.device = std::move(device)});
+  }
   CGroup& set(std::optional<std::uint64_t>& field, std::uint64_t value) {
     field = value;
     return *this;
@@ -148,12 +183,33 @@ struct CGroupStats {
   std::uint64_t cpu_user_us = 0;
   std::uint64_t cpu_system_us = 0;
   std::uint64_t pids_current = 0;
-  std::uint64_t io_read_bytes = 0;
+  std::uint64_t io_read_bytes = 0;  // on every block device
   std::uint64_t io_write_bytes = 0;
+  std::uint64_t io_read_ios = 0;
+  std::uint64_t io_write_ios = 0;
   std::uint64_t cpu_periods = 0;  // enforcement periods elapsed under cpu_max
   std::uint64_t cpu_throttled_periods = 0;
   std::uint64_t cpu_throttled_us = 0;
+  /// Per block device (v1: what passed the throttle layer; both count what the container's
+  /// processes submitted, and v2 also the writeback of their buffered writes).
+  std::vector<DeviceIoStats> io_devices;
+  /// The entry of one disk, or nullptr if the container has not used it.
+  const DeviceIoStats* io_of(const BlockDevice& disk) const {
+    for (const auto& d : io_devices) {
+      if (d.major == disk.major && d.minor == disk.minor) return &d;
+    }
+    return nullptr;
+  }
 };
+
+/// Resolves a name for an I/O limit to the disk the kernel throttles: "8:0", a block device
+/// node, or a file or directory, which stands for the whole disk under its filesystem (a
+/// loop device, a virtio disk, the disk holding a partition). Errors name why a device
+/// cannot be limited: not a block device, a partition named directly (the kernel limits
+/// disks), or a filesystem no block device backs (tmpfs, overlay, proc, network ones).
+inline result<BlockDevice> block_device(const std::string& name) {
+  return detail::resolve_block_device(name);
+}
 
 /// A container's cgroup while it exists: created by spawn(), owned by the Child, removed when
 /// the Child is gone (emptied first, rmdir retried while the kernel finishes).
@@ -276,11 +332,8 @@ class LiveCGroup {
       s.cpu_throttled_periods = keyed(cpu, "nr_throttled");
       s.cpu_throttled_us = keyed(cpu, "throttled_usec");
       s.pids_current = number(read_text(d + "/pids.current"));
-      std::istringstream io(read_text(d + "/io.stat"));
-      for (std::string field; io >> field;) {
-        if (field.rfind("rbytes=", 0) == 0) s.io_read_bytes += number(field.substr(7));
-        if (field.rfind("wbytes=", 0) == 0) s.io_write_bytes += number(field.substr(7));
-      }
+      s.io_devices = detail::parse_io_stat(read_text(d + "/io.stat"));
+      add_io_totals(s);
       return s;
     }
     if (auto d = dirs_.dir_of("memory")) {
@@ -299,15 +352,9 @@ class LiveCGroup {
     }
     if (auto d = dirs_.dir_of("pids")) s.pids_current = number(read_text(*d + "/pids.current"));
     if (auto d = dirs_.dir_of("blkio")) {
-      std::istringstream io(read_text(*d + "/blkio.throttle.io_service_bytes"));
-      for (std::string line; std::getline(io, line);) {
-        std::istringstream f(line);
-        std::string device, op;
-        std::uint64_t value = 0;
-        if (!(f >> device >> op >> value)) continue;
-        if (op == "Read") s.io_read_bytes += value;
-        if (op == "Write") s.io_write_bytes += value;
-      }
+      s.io_devices = detail::parse_blkio_stats(read_text(*d + "/blkio.throttle.io_service_bytes"),
+                                               read_text(*d + "/blkio.throttle.io_serviced"));
+      add_io_totals(s);
     }
     return s;
   }
@@ -387,6 +434,15 @@ class LiveCGroup {
   }
 
  private:
+  static void add_io_totals(CGroupStats& s) {
+    for (const auto& d : s.io_devices) {
+      s.io_read_bytes += d.read_bytes;
+      s.io_write_bytes += d.write_bytes;
+      s.io_read_ios += d.read_ios;
+      s.io_write_ios += d.write_ios;
+    }
+  }
+
   LiveCGroup() = default;
 
   bool has_processes() const {

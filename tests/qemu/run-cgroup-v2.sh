@@ -9,7 +9,7 @@
 # Exits 77 (skipped) when qemu or the kernel package cannot be had.
 set -eu
 work=$1 binary=$2 probe=$3 test_rootfs=$4 init=$5
-filter=${6:-'CGroup*:Namespaces*:Child*:Create*:Exec*:Init*'}
+filter=${6:-'CGroup*:Namespaces*:Child*:Create*:Exec*:Init*:IoLimits*'}
 qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || { echo "skipped: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"; exit 77; }
 [ "$(uname -m)" = x86_64 ] || { echo "skipped: the v2 harness boots an amd64 kernel"; exit 77; }
@@ -51,7 +51,10 @@ copy_module() {  # copies a module and what it depends on
   deps=$(tr '\0' '\n' < "$file" | sed -n 's/^depends=//p' | tr ',' ' ')
   for dep in $deps; do copy_module "$dep"; done
 }
-for m in virtio_pci 9pnet_virtio 9p overlay; do copy_module "$m"; done
+# ext4 asks the crypto API for crc32c at mount time, which no module dependency says.
+for m in virtio_pci virtio_blk 9pnet_virtio 9p overlay ext4 crc32c_generic; do
+  copy_module "$m"
+done
 busybox depmod -b "$initramfs" "$kver"
 
 cat > "$initramfs/init" <<'INIT'
@@ -61,7 +64,8 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts
 [ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
-modprobe virtio_pci; modprobe 9pnet_virtio; modprobe 9p; modprobe overlay
+modprobe virtio_pci; modprobe virtio_blk; modprobe 9pnet_virtio; modprobe 9p; modprobe overlay
+modprobe crc32c_generic 2>/dev/null; modprobe ext4 2>/dev/null
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # The root cgroup may enable controllers for its children while holding processes.
 for c in cpu cpuset io memory pids; do echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control; done
@@ -84,7 +88,18 @@ INIT
 chmod +x "$initramfs/init"
 (cd "$initramfs" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initramfs.cpio.gz"
 
-# 3. Boot and run.
+# 3. Two disks for the I/O limit tests (tests/io_test.cpp): vda blank, vdb with an MBR of
+# one partition (type 0x83, sectors 2048 to the end), so vdb1 is a partition of vdb.
+rm -f "$work/disk.img" "$work/parted.img"
+truncate -s 256M "$work/disk.img"
+truncate -s 64M "$work/parted.img"
+poke() { printf "$2" | dd of="$work/parted.img" bs=1 seek="$1" conv=notrunc 2>/dev/null; }
+poke 450 '\203'                # 0x1be + 4: the type
+poke 454 '\000\010\000\000'    # 0x1be + 8: the first sector, 2048 (little-endian)
+poke 458 '\000\370\001\000'    # 0x1be + 12: 129024 sectors
+poke 510 '\125\252'            # the signature 0x55aa
+
+# 4. Boot and run.
 results=$work/results
 rm -rf "$results" && mkdir -p "$results"
 # The binaries and the test snapshots travel on the results share: the build tree may sit
@@ -100,6 +115,7 @@ chmod -R a+rX "$results"
 cat > "$results/command" <<COMMAND
 export HUTCH_PROBE=/run/results/bin/probe HUTCH_TEST_ROOTFS=/run/results/rootfs
 export HUTCH_INIT=/run/results/bin/hutch-init
+export HUTCH_TEST_BLOCK_DEVICE=/dev/vda HUTCH_TEST_PARTITION=/dev/vdb1
 watch() {
   "\$@" & pid=\$!
   n=0
@@ -126,7 +142,10 @@ timeout 1500 "$qemu" -machine q35 -cpu max -smp 2 -m 2048 -nographic -no-reboot 
   -append "console=ttyS0 quiet loglevel=3 panic=-1 tsc=reliable systemd.unified_cgroup_hierarchy=1" \
   -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$results,mount_tag=results,security_model=none,multidevs=remap" \
+  -drive "file=$work/disk.img,if=virtio,format=raw" \
+  -drive "file=$work/parted.img,if=virtio,format=raw" \
   > "$work/console.log" 2>&1 || true
+rm -f "$work/disk.img" "$work/parted.img"
 cat "$results/log" 2>/dev/null || { echo "the guest produced no log; console:"; tail -n 40 "$work/console.log"; }
 rc=$(cat "$results/rc" 2>/dev/null || echo 1)
 echo "cgroup v2 run under qemu ($kver): exit $rc in $(( $(date +%s) - start )) s"

@@ -158,12 +158,15 @@ TEST(OciConfig, ResourcesBecomeTheCGroupsLimits) {
   ASSERT_EQ(g.io_max.size(), 1u);
   EXPECT_EQ(g.io_max[0].device, "254:0");
   EXPECT_EQ(g.io_max[0].read_bps, 1048576u);
+  ASSERT_TRUE(g.io_weight);
+  EXPECT_EQ(hutch::detail::blkio_of_io_weight(*g.io_weight), 500u);  // what runc writes
 }
 
 TEST(OciConfig, ZerosAreUnsetAsDockerWritesThem) {
   json j = runc_spec();
   j["linux"]["resources"]["cpu"] = {{"shares", 0}, {"quota", 0}, {"period", 0}};
-  j["linux"]["resources"]["blockIO"] = {{"weight", 0}};
+  j["linux"]["resources"]["blockIO"] = {
+      {"weight", 0}, {"throttleWriteBpsDevice", {{{"major", 254}, {"minor", 0}, {"rate", 0}}}}};
   j["linux"]["resources"]["memory"] = {{"limit", 0}, {"swap", 0}, {"kernel", 0}};
   j["linux"]["resources"]["pids"] = {{"limit", 0}};
   auto config = parse(j);
@@ -172,6 +175,7 @@ TEST(OciConfig, ZerosAreUnsetAsDockerWritesThem) {
   EXPECT_FALSE(g.cpu_shares);
   EXPECT_EQ(g.cpu_quota_us, 0u);
   EXPECT_FALSE(g.io_weight);
+  EXPECT_TRUE(g.io_max.empty());
   EXPECT_FALSE(g.memory_max);
   EXPECT_FALSE(g.pids_max);
 }

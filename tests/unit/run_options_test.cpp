@@ -118,6 +118,39 @@ TEST(RunOptions, EveryMalformedValueIsRefusedByName) {
   refused({"--image", std::string(5000, 'a'), "true"}, "PATH_MAX");
 }
 
+TEST(RunOptions, DeviceLimitsTakeDockersSpellingAndAddUpPerDevice) {
+  auto o = parse({"--rootfs", "/r", "--device-write-bps", "/dev/vda:1mb", "--device-read-bps",
+                  "/dev/vda:512k", "--device-write-iops=8:0:100", "--device-read-iops", "8:0:50",
+                  "--blkio-weight", "300", "true"});
+  ASSERT_TRUE(o) << o.error().message();
+  ASSERT_EQ(o->device_limits.size(), 2u);
+  EXPECT_EQ(o->device_limits[0].device, "/dev/vda");
+  EXPECT_EQ(o->device_limits[0].write_bps, 1u << 20);
+  EXPECT_EQ(o->device_limits[0].read_bps, 512u << 10);
+  EXPECT_EQ(o->device_limits[1].device, "8:0");
+  EXPECT_EQ(o->device_limits[1].write_iops, 100u);
+  EXPECT_EQ(o->device_limits[1].read_iops, 50u);
+  EXPECT_EQ(o->blkio_weight, 300u);
+  auto unset = parse({"--rootfs", "/r", "--blkio-weight", "0", "true"});
+  ASSERT_TRUE(unset);
+  EXPECT_FALSE(unset->blkio_weight);
+}
+
+TEST(RunOptions, DeviceLimitsRefuseZeroGarbageAndAMissingDevice) {
+  for (std::string_view bad : {"/dev/vda:0", "/dev/vda:", "/dev/vda", ":1mb", "/dev/vda:1x",
+                               "/dev/vda:-1", "/dev/vda:99999999999999999999"}) {
+    auto o = parse({"--rootfs", "/r", "--device-write-bps", bad, "true"});
+    ASSERT_FALSE(o) << bad;
+    EXPECT_NE(o.error().message().find("--device-write-bps"), std::string::npos);
+  }
+  for (std::string_view bad : {"/dev/vda:0", "/dev/vda:1k", "/dev/vda:1.5"}) {
+    EXPECT_FALSE(parse({"--rootfs", "/r", "--device-read-iops", bad, "true"})) << bad;
+  }
+  for (std::string_view bad : {"5", "1001", "x", "-10"}) {
+    EXPECT_FALSE(parse({"--rootfs", "/r", "--blkio-weight", bad, "true"})) << bad;
+  }
+}
+
 TEST(RunOptions, HelpListsEveryFlag) {
   const std::string help = hutch_run::usage();
   for (const auto& flag : hutch_run::flags()) {

@@ -123,11 +123,13 @@ inline hutch::result<void> configure(hutch::Container& c, const RunOptions& o,
   for (const auto& limit : o.ulimits) c.rlimit(limit.resource, limit.soft, limit.hard);
   if (!o.no_new_privs) c.no_new_privs(false);
   if (o.seccomp) c.seccomp(hutch::SeccompProgram(std::move(seccomp_program)));
-  if (o.memory || o.cpus || o.pids) {
+  if (o.memory || o.cpus || o.pids || o.blkio_weight || !o.device_limits.empty()) {
     hutch::CGroup limits;
     if (o.memory) limits.memory_max(*o.memory);
     if (o.cpus) limits.cpu_max(*o.cpus);
     if (o.pids) limits.pids_max(*o.pids);
+    if (o.blkio_weight) limits.blkio_weight(*o.blkio_weight);
+    for (const auto& device : o.device_limits) limits.io_max(device);
     c.cgroup(limits);
   }
   return hutch::success();

@@ -4,6 +4,7 @@
 // not a flag, or what follows `--`, is the command with its own arguments.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include <hutch/cgroup.hpp>
 #include <hutch/error.hpp>
 #include <hutch/security.hpp>
 
@@ -24,6 +26,8 @@ struct RunOptions {
   std::string rootfs, image, store;
   std::optional<std::uint64_t> memory, pids;
   std::optional<double> cpus;
+  std::vector<hutch::IoMax> device_limits;    // one per device named
+  std::optional<std::uint64_t> blkio_weight;  // docker's 10..1000
   std::string network = "none";
   std::string hostname, workdir, user;
   std::vector<std::pair<std::string, std::string>> env;
@@ -76,6 +80,20 @@ inline const std::vector<Flag>& flags() {
       return success();
     });
   };
+  auto device_rate = [](const char* flag, std::uint64_t hutch::IoMax::*field, bool in_bytes) {
+    return Setter([=](RunOptions& o, std::string_view v) -> result<void> {
+      auto parsed = parse_device_rate(v, in_bytes);
+      if (!parsed) return flag_error(flag, v, parsed.error());
+      auto& [device, rate] = *parsed;
+      auto same = [&](const hutch::IoMax& l) { return l.device == device; };
+      auto it = std::find_if(o.device_limits.begin(), o.device_limits.end(), same);
+      if (it == o.device_limits.end()) {
+        it = o.device_limits.insert(it, hutch::IoMax{.device = device});
+      }
+      (*it).*field = rate;
+      return success();
+    });
+  };
   static const std::vector<Flag> table = {
       {"rootfs", 0, "DIR", "Directory holding the container's root filesystem",
        text(&RunOptions::rootfs)},
@@ -108,6 +126,30 @@ inline const std::vector<Flag>& flags() {
          auto count = parse_count(v);
          if (!count) return flag_error("pids", v, count.error());
          o.pids = *count;
+         return success();
+       }},
+      {"device-read-bps", 0, "DEV:RATE",
+       "Limit reads from a disk (its node, major:minor, or a path on it), e.g. /dev/vda:1mb",
+       device_rate("device-read-bps", &hutch::IoMax::read_bps, true)},
+      {"device-write-bps", 0, "DEV:RATE", "Limit writes to a disk, e.g. /dev/vda:512k",
+       device_rate("device-write-bps", &hutch::IoMax::write_bps, true)},
+      {"device-read-iops", 0, "DEV:N", "Limit read operations per second on a disk",
+       device_rate("device-read-iops", &hutch::IoMax::read_iops, false)},
+      {"device-write-iops", 0, "DEV:N", "Limit write operations per second on a disk",
+       device_rate("device-write-iops", &hutch::IoMax::write_iops, false)},
+      {"blkio-weight", 0, "N",
+       "Relative share of disk time, 10..1000 (0: unset); needs the BFQ scheduler",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         auto weight = parse_unsigned(v);
+         if (!weight || (*weight != 0 && (*weight < 10 || *weight > 1000))) {
+           return hutch::invalid(fmt::format("--blkio-weight {}", v),
+                                 "expected 10..1000, or 0 for none (as docker)");
+         }
+         if (*weight == 0) {
+           o.blkio_weight.reset();
+         } else {
+           o.blkio_weight = *weight;
+         }
          return success();
        }},
       {"network", 0, "MODE",

@@ -117,6 +117,31 @@ if [ "$(id -u)" = 0 ]; then
   check "pids limit" "yes" "$([ "${out:-0}" -ge 1 ] && echo yes || echo no)"
 fi
 
+# Disk I/O limits, docker's flags: a loop device of the test's own with ext4 on it, mounted in
+# a mount namespace of the test's (unshare), its directory bound in and named as the device.
+if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null; then
+  io=$(mktemp -d) && truncate -s 64M "$io/disk.img"
+  loop=$(losetup --find --show "$io/disk.img")
+  mkfs.ext4 -q -F "$loop" && mkdir "$io/mnt"
+  out=$(unshare -m --propagation private sh -c '
+    mount "$1" "$2/mnt" || exit 9
+    "$3" --rootfs "$4" --rm -v "$2/mnt:/data" --device-write-bps "$2/mnt:2mb" \
+      --device-read-iops "$1:100" -- sh -c "
+        time -p dd if=/dev/zero of=/data/f bs=1M count=4 oflag=direct
+        time -p dd if=/data/f of=/dev/null bs=4k count=200 iflag=direct" 2>&1 |
+      sed -n "s/^real //p" | paste -sd" "' sh "$loop" "$io" "$run" "$root")
+  # 4 MiB at 2 MiB/s, 200 reads at 100/s: about 2 s each (±30%).
+  held=$(echo "$out" | awk '{ print ($1 >= 1.4 && $1 <= 2.6 && $2 >= 1.4 && $2 <= 2.6) ? "yes" : "no: " $0 }')
+  check "device-write-bps and device-read-iops held" "yes" "$held"
+  refused "device rate 0" "--device-write-bps $loop:0" --rootfs "$root" --device-write-bps "$loop:0" true
+  refused "device not a block device" "needs a block device" --rootfs "$root" --device-read-bps /dev/null:1mb true
+  refused "device on proc" "it is on proc" --rootfs "$root" --device-read-bps /proc:1mb true
+  refused "device missing" "No such file" --rootfs "$root" --device-write-iops /dev/no-such-disk:10 true
+  refused "blkio weight range" "--blkio-weight 5" --rootfs "$root" --blkio-weight 5 true
+  losetup -d "$loop"
+  rm -rf "$io"
+fi
+
 # --image: an OCI layout written by umoci from the busybox root, run with its config.
 if command -v umoci >/dev/null; then
   img="$XDG_RUNTIME_DIR/image" bundle="$XDG_RUNTIME_DIR/bundle" store="$XDG_RUNTIME_DIR/store"

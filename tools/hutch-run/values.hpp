@@ -116,6 +116,26 @@ inline hutch::result<std::uint64_t> parse_count(std::string_view text) {
   return *value;
 }
 
+/// Docker's --device-read-bps and kin: "DEVICE:RATE", split at the last ':' (so "8:0:1mb"
+/// names the device by its numbers). A rate in bytes takes docker's units ("1mb", "512k",
+/// binary); one in IOs is a whole number. Zero is refused: it would mean no limit.
+inline hutch::result<std::pair<std::string, std::uint64_t>> parse_device_rate(std::string_view spec,
+                                                                              bool in_bytes) {
+  const auto colon = spec.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == spec.size()) {
+    return hutch::invalid(std::string(spec), in_bytes ? "expected DEVICE:RATE, e.g. /dev/vda:1mb"
+                                                      : "expected DEVICE:IOPS, e.g. /dev/vda:100");
+  }
+  const std::string_view rate = spec.substr(colon + 1);
+  const auto value = in_bytes ? parse_size(rate) : parse_unsigned(rate);
+  if (!value || *value == 0) {
+    return hutch::invalid(std::string(spec),
+                          in_bytes ? "the rate is bytes per second above 0, e.g. 1mb or 512k"
+                                   : "the rate is IOs per second, a whole number above 0");
+  }
+  return std::pair{std::string(spec.substr(0, colon)), *value};
+}
+
 /// "nofile=1024:2048" (docker's --ulimit) -> an rlimit.
 inline hutch::result<hutch::Rlimit> parse_ulimit(std::string_view spec) {
   static const std::pair<const char*, int> names[] = {

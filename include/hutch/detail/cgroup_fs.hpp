@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../error.hpp"
+#include "cgroup_io.hpp"
 #include "cgroup_layout.hpp"
 #include "cgroup_limits.hpp"
 #include "scratch.hpp"
@@ -31,18 +32,6 @@ inline std::atomic<unsigned> cgroup_counter{0};
 /// it still shares the host's memory (CLONE_VM) — and the OOM killer ends every process that
 /// shares the victim's memory, the host included.
 inline constexpr std::uint64_t min_memory_limit = std::uint64_t{6} << 20;
-
-/// "8:0" from a block device's node, or "8:0" given as is; empty if it is neither.
-inline std::string device_numbers(const std::string& device) {
-  unsigned major_number = 0, minor_number = 0;
-  char rest = 0;
-  if (std::sscanf(device.c_str(), "%u:%u%c", &major_number, &minor_number, &rest) == 2) {
-    return device;
-  }
-  struct stat st {};
-  if (::stat(device.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return {};
-  return fmt::format("{}:{}", major(st.st_rdev), minor(st.st_rdev));
-}
 
 /// A cgroup path from a hierarchy's root: absolute, no "." or "..", no empty component.
 inline bool clean_cgroup_path(std::string_view path) {
@@ -118,13 +107,10 @@ inline result<void> validate_limits(const CGroupLimits& spec, const Layout& layo
   }
   if (spec.pids_max && *spec.pids_max == 0) return invalid("pids_max", "must be > 0");
   for (const auto& io : spec.io_max) {
-    if (!device_numbers(io.device).empty()) continue;
-    struct stat st {};
-    if (::stat(io.device.c_str(), &st) != 0) {
-      return last_error(Step::validate, io.device, "io_max device");
+    if (!io.read_bps && !io.write_bps && !io.read_iops && !io.write_iops) {
+      return invalid(io.device, "an I/O limit needs a rate above 0 (bytes or IOs per second)");
     }
-    return make_error(Step::validate, ENOTBLK, io.device,
-                      "io_max needs a block device (its node, or its major:minor)");
+    HUTCH_TRYV(resolve_block_device(io.device));
   }
   for (const auto& [file, value] : spec.unified) {
     if (layout.kind != CGroupLayout::unified) {

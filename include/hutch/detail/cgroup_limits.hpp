@@ -1,5 +1,5 @@
 // hutch — the limits a CGroup holds, as plain data (cgroup.hpp builds them; the cgroupfs
-// writer in cgroup_write.hpp reads them).
+// writer in cgroup_write.hpp reads them), and the block devices they and the stats name.
 #pragma once
 
 #include <cstdint>
@@ -10,11 +10,29 @@
 
 namespace hutch {
 
-/// Limits for a block device (io.max on v2, blkio.throttle.* on v1); 0 means no limit. The
-/// device is a block device node ("/dev/vda") or its numbers ("8:0").
+/// Limits for a block device (io.max on v2, blkio.throttle.* on v1) in bytes or IOs per
+/// second; 0 means no limit on that one, and at least one must be set. The device is a block
+/// device node ("/dev/vda"), its numbers ("8:0"), or a file or directory, which stands for
+/// the disk under its filesystem (see hutch::block_device()).
 struct IoMax {
   std::string device;
   std::uint64_t read_bps = 0, write_bps = 0, read_iops = 0, write_iops = 0;
+};
+
+/// A block device that I/O limits apply to: a whole disk (loop, virtio, NVMe, device-mapper,
+/// ...), never a partition. `hutch::block_device()` resolves a name to one.
+struct BlockDevice {
+  unsigned major = 0, minor = 0;
+  std::string name;  // as /sys/block lists it: "vda", "loop3", "dm-0"
+  std::string numbers() const { return std::to_string(major) + ":" + std::to_string(minor); }
+  friend bool operator==(const BlockDevice&, const BlockDevice&) = default;
+};
+
+/// What a cgroup's processes moved to or from one block device (v2 io.stat, v1
+/// blkio.throttle.io_service_bytes and io_serviced).
+struct DeviceIoStats {
+  unsigned major = 0, minor = 0;
+  std::uint64_t read_bytes = 0, write_bytes = 0, read_ios = 0, write_ios = 0;
 };
 
 /// One device cgroup rule (devices.allow/deny on v1, an eBPF program on v2): type 'a'

@@ -25,6 +25,24 @@ inline result<void> write_limit(const std::string& dir, const std::string& file,
   return success();
 }
 
+/// The proportional weight: v2 io.weight (the cost model's) or io.bfq.weight, v1
+/// blkio.weight (CFQ, gone since Linux 5.0) or blkio.bfq.weight — whichever this kernel has.
+/// Either takes effect only on disks whose scheduler (BFQ) or cost model (v2 io.cost) uses
+/// weights.
+inline result<void> write_io_weight(const std::string& dir, std::uint64_t weight, bool v2) {
+  const std::string blkio = std::to_string(blkio_of_io_weight(weight));
+  const std::pair<std::string, std::string> choices[] = {
+      {v2 ? "io.weight" : "blkio.weight", v2 ? fmt::format("default {}", weight) : blkio},
+      {v2 ? "io.bfq.weight" : "blkio.bfq.weight", v2 ? fmt::format("default {}", blkio) : blkio}};
+  for (const auto& [file, value] : choices) {
+    if (::access((dir + "/" + file).c_str(), F_OK) == 0) return write_limit(dir, file, value);
+  }
+  return make_error(Step::cgroup_configure, ENOTSUP, dir + "/" + choices[0].first,
+                    fmt::format("this kernel has no I/O weights ({} and {} are missing: no BFQ "
+                                "scheduler{})",
+                                choices[0].first, choices[1].first, v2 ? " or io.cost" : ""));
+}
+
 /// cpu.shares (v1, 2..262144) to cpu.weight (v2, 1..10000), and back.
 constexpr std::uint64_t weight_of_shares(std::uint64_t shares) {
   return 1 + ((shares - 2) * 9999) / 262142;
@@ -51,16 +69,19 @@ inline result<void> write_v2_limits(const std::string& dir, const CGroupLimits& 
   if (spec.cpu_idle) HUTCH_TRYV(write_limit(dir, "cpu.idle", *spec.cpu_idle ? "1" : "0"));
   if (!spec.cpuset_cpus.empty()) HUTCH_TRYV(write_limit(dir, "cpuset.cpus", spec.cpuset_cpus));
   if (!spec.cpuset_mems.empty()) HUTCH_TRYV(write_limit(dir, "cpuset.mems", spec.cpuset_mems));
-  if (spec.io_weight) {
-    HUTCH_TRYV(write_limit(dir, "io.weight", fmt::format("default {}", *spec.io_weight)));
-  }
+  if (spec.io_weight) HUTCH_TRYV(write_io_weight(dir, *spec.io_weight, /*v2=*/true));
   for (const auto& io : spec.io_max) {
-    auto limit = [](std::uint64_t v) { return v ? std::to_string(v) : std::string("max"); };
-    HUTCH_TRYV(
-        write_limit(dir, "io.max",
-                    fmt::format("{} rbps={} wbps={} riops={} wiops={}", device_numbers(io.device),
-                                limit(io.read_bps), limit(io.write_bps), limit(io.read_iops),
-                                limit(io.write_iops))));
+    // Only the rates given: io.max keeps the others, so two entries for one disk add up.
+    HUTCH_TRY(const BlockDevice disk, resolve_block_device(io.device));
+    std::string line = disk.numbers();
+    const std::pair<const char*, std::uint64_t> rates[] = {{"rbps", io.read_bps},
+                                                           {"wbps", io.write_bps},
+                                                           {"riops", io.read_iops},
+                                                           {"wiops", io.write_iops}};
+    for (auto [key, value] : rates) {
+      if (value) line += fmt::format(" {}={}", key, value);
+    }
+    HUTCH_TRYV(write_limit(dir, "io.max", line));
   }
   for (const auto& [file, value] : spec.unified) HUTCH_TRYV(write_limit(dir, file, value));
   // Device rules are an eBPF program on v2, which takes privilege to load; a rootless
@@ -114,12 +135,10 @@ inline result<void> write_v1_cpuset(const std::string& dir, const CGroupLimits& 
 }
 
 inline result<void> write_v1_blkio(const std::string& dir, const CGroupLimits& spec) {
-  if (spec.io_weight) {
-    std::uint64_t weight = 10 + (*spec.io_weight - 1) * 990 / 9999;
-    HUTCH_TRYV(write_limit(dir, "blkio.weight", std::to_string(weight)));
-  }
+  if (spec.io_weight) HUTCH_TRYV(write_io_weight(dir, *spec.io_weight, /*v2=*/false));
   for (const auto& io : spec.io_max) {
-    const std::string dev = device_numbers(io.device);
+    HUTCH_TRY(const BlockDevice disk, resolve_block_device(io.device));
+    const std::string dev = disk.numbers();
     const std::pair<const char*, std::uint64_t> limits[] = {
         {"blkio.throttle.read_bps_device", io.read_bps},
         {"blkio.throttle.write_bps_device", io.write_bps},

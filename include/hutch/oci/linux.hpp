@@ -211,7 +211,7 @@ inline result<void> read_block_io(const json& b, CGroup& g) {
     if (v1 != 0 && (v1 < 10 || v1 > 1000)) {
       return bad("linux.resources.blockIO.weight", "is 10..1000");
     }
-    if (v1 != 0) g.io_weight(1 + (v1 - 10) * 9999 / 990);
+    if (v1 != 0) g.blkio_weight(v1);
   }
   std::map<std::string, IoMax> devices;
   for (auto [key, field] : {std::pair{"throttleReadBpsDevice", &IoMax::read_bps},
@@ -221,8 +221,10 @@ inline result<void> read_block_io(const json& b, CGroup& g) {
     if (!b.contains(key) || !b[key].is_array()) continue;
     for (const auto& d : b[key]) {
       const std::string dev = fmt::format("{}:{}", d.value("major", 0), d.value("minor", 0));
+      const auto rate = d.value("rate", std::uint64_t{0});
+      if (rate == 0) continue;  // unset, as runc takes it
       devices[dev].device = dev;
-      devices[dev].*field = d.value("rate", std::uint64_t{0});
+      devices[dev].*field = rate;
     }
   }
   for (auto& [dev, limit] : devices) g.io_max(std::move(limit));
