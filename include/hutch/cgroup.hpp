@@ -183,7 +183,8 @@ struct CGroupStats {
   std::uint64_t cpu_user_us = 0;
   std::uint64_t cpu_system_us = 0;
   std::uint64_t pids_current = 0;
-  std::uint64_t io_read_bytes = 0;  // on every block device
+  std::uint64_t pids_limit_hits = 0;  // forks refused by pids_max (pids.events "max")
+  std::uint64_t io_read_bytes = 0;    // on every block device
   std::uint64_t io_write_bytes = 0;
   std::uint64_t io_read_ios = 0;
   std::uint64_t io_write_ios = 0;
@@ -332,6 +333,7 @@ class LiveCGroup {
       s.cpu_throttled_periods = keyed(cpu, "nr_throttled");
       s.cpu_throttled_us = keyed(cpu, "throttled_usec");
       s.pids_current = number(read_text(d + "/pids.current"));
+      s.pids_limit_hits = keyed(read_text(d + "/pids.events"), "max");
       s.io_devices = detail::parse_io_stat(read_text(d + "/io.stat"));
       add_io_totals(s);
       return s;
@@ -350,7 +352,10 @@ class LiveCGroup {
       s.cpu_throttled_periods = keyed(cpu, "nr_throttled");
       s.cpu_throttled_us = keyed(cpu, "throttled_time") / 1000;
     }
-    if (auto d = dirs_.dir_of("pids")) s.pids_current = number(read_text(*d + "/pids.current"));
+    if (auto d = dirs_.dir_of("pids")) {
+      s.pids_current = number(read_text(*d + "/pids.current"));
+      s.pids_limit_hits = keyed(read_text(*d + "/pids.events"), "max");
+    }
     if (auto d = dirs_.dir_of("blkio")) {
       s.io_devices = detail::parse_blkio_stats(read_text(*d + "/blkio.throttle.io_service_bytes"),
                                                read_text(*d + "/blkio.throttle.io_serviced"));
