@@ -17,6 +17,10 @@ if("image" IN_LIST FEATURES)
   set(HUTCH_IMAGE ON)
 endif()
 
+set(HUTCH_GTEST OFF)
+if("gtest" IN_LIST FEATURES)
+  set(HUTCH_GTEST ON)
+endif()
 set(HUTCH_OCI OFF)
 if("oci" IN_LIST FEATURES)
   set(HUTCH_OCI ON)
@@ -32,7 +36,8 @@ vcpkg_cmake_configure(
     -DHUTCH_INSTALL=ON
     -DHUTCH_SECCOMP=${HUTCH_SECCOMP}
     -DHUTCH_IMAGE=${HUTCH_IMAGE}
-    -DHUTCH_OCI=${HUTCH_OCI})
+    -DHUTCH_OCI=${HUTCH_OCI}
+    -DHUTCH_GTEST=${HUTCH_GTEST})
 vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(PACKAGE_NAME hutch CONFIG_PATH share/cmake/hutch)
 vcpkg_fixup_pkgconfig()

@@ -31,128 +31,9 @@
 #include <vector>
 
 #include "../hutch.hpp"
-
-extern char** environ;
+#include "sandbox.hpp"
 
 namespace hutch::testing {
-
-/// How an isolated test runs. The defaults isolate without needing privilege: no limits, no
-/// network but loopback, the host's filesystem read-only, a private 64 MiB /tmp, no timeout.
-class Options {
- public:
-  /// memory.max: the kernel's OOM killer ends the test beyond it (reported as such).
-  Options& memory(std::uint64_t bytes) {
-    memory_ = bytes;
-    return *this;
-  }
-  /// pids.max: forks fail with EAGAIN beyond it; a failing test says the limit was hit.
-  Options& pids(std::uint64_t count) {
-    pids_ = count;
-    return *this;
-  }
-  /// cpu.max as a number of CPUs, e.g. 0.5.
-  Options& cpus(double count) {
-    cpus_ = count;
-    return *this;
-  }
-  /// The test is killed after this long and fails with "timed out".
-  Options& timeout(std::chrono::milliseconds limit) {
-    timeout_ = limit;
-    return *this;
-  }
-  /// The host's network instead of a namespace with loopback only.
-  Options& host_network(bool yes = true) {
-    host_network_ = yes;
-    return *this;
-  }
-  /// A private tmpfs at /tmp of `bytes` (0: the root's own /tmp).
-  Options& private_tmp(std::uint64_t bytes) {
-    tmp_bytes_ = bytes;
-    return *this;
-  }
-  /// The host's filesystem writable (it is read-only by default).
-  Options& host_writable(bool yes = true) {
-    host_writable_ = yes;
-    return *this;
-  }
-  /// A root filesystem of the caller's instead of the host's; the test binary must be in it
-  /// at the same path (e.g. bound in with bind()).
-  Options& root(std::string dir) {
-    root_ = std::move(dir);
-    return *this;
-  }
-  /// The capabilities inside (Docker's default set otherwise). Within the test's own user
-  /// namespace, Capabilities::all() lets it change its hostname, mount and configure its
-  /// network, none of which reaches the host.
-  Options& capabilities(Capabilities set) {
-    capabilities_ = set;
-    return *this;
-  }
-  /// A host path bound at `inside` (read-write unless `access` says otherwise).
-  Options& bind(std::string host, std::string inside, Access access = read_write) {
-    binds_.push_back({std::move(host), std::move(inside), access});
-    return *this;
-  }
-
-  /// The container that runs `command` with these options. Without root(), `host_view` is
-  /// an empty directory that becomes the root, with each of the host's top-level directories
-  /// bound in and its top-level symlinks copied (HostView makes it).
-  Container container(std::vector<std::string> command, const std::string& host_view) const {
-    RootFs fs = root_.empty() ? RootFs::directory(host_view) : RootFs::directory(root_);
-    if (root_.empty()) {
-      for (const auto& name : top_level_directories()) {
-        if (name == "proc" || name == "sys" || name == "dev" || (name == "tmp" && tmp_bytes_)) {
-          continue;
-        }
-        fs.bind("/" + name, "/" + name, host_writable_ ? read_write : read_only);
-      }
-    }
-    if (tmp_bytes_) fs.tmpfs("/tmp", tmp_bytes_);
-    for (const auto& b : binds_) fs.bind(b.host, b.inside, b.access);
-    Namespaces ns = Namespaces::all();
-    if (host_network_) ns = ns.without(Namespace::net);
-    Container c;
-    c.command(std::move(command)).rootfs(std::move(fs)).namespaces(ns).hostname("isolated-test");
-    if (capabilities_) c.capabilities(*capabilities_);
-    if (memory_ || pids_ || cpus_) {
-      CGroup limits;
-      if (memory_) limits.memory_max(*memory_);
-      if (pids_) limits.pids_max(*pids_);
-      if (cpus_) limits.cpu_max(*cpus_);
-      c.cgroup(std::move(limits));
-    }
-    return c;
-  }
-
-  /// The host's top-level directories (not symlinks), by name.
-  static std::vector<std::string> top_level_directories() {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator("/", ec)) {
-      if (!e.is_symlink(ec) && e.is_directory(ec)) out.push_back(e.path().filename().string());
-    }
-    return out;
-  }
-
-  std::optional<std::chrono::milliseconds> timeout() const { return timeout_; }
-  bool own_root() const { return !root_.empty(); }
-  Access host_access() const { return host_writable_ ? read_write : read_only; }
-  std::optional<std::uint64_t> pids() const { return pids_; }
-
- private:
-  struct Bind {
-    std::string host, inside;
-    Access access;
-  };
-  std::optional<std::uint64_t> memory_, pids_;
-  std::optional<double> cpus_;
-  std::optional<std::chrono::milliseconds> timeout_;
-  std::optional<Capabilities> capabilities_;
-  bool host_network_ = false, host_writable_ = false;
-  std::uint64_t tmp_bytes_ = std::uint64_t{64} << 20;
-  std::string root_;
-  std::vector<Bind> binds_;
-};
 
 /// The options of isolated tests that name none; set them before RUN_ALL_TESTS.
 inline Options& default_options() {
@@ -236,62 +117,6 @@ inline Report parse_report(const std::string& text, const std::string& test) {
   return out;
 }
 
-/// The environment for the inner run: the caller's, but for what would make GoogleTest in it
-/// shard, write reports elsewhere or pick other tests.
-inline void pass_environment(Container& c) {
-  for (char** e = environ; e && *e; ++e) {
-    const std::string_view entry = *e;
-    const auto eq = entry.find('=');
-    if (eq == std::string_view::npos) continue;
-    const std::string_view key = entry.substr(0, eq);
-    if (key.starts_with("GTEST_") || key == "XML_OUTPUT_FILE" || key == "TEST_SHARD_INDEX" ||
-        key == "TEST_TOTAL_SHARDS" || key == "TEST_SHARD_STATUS_FILE" || key == inside_variable) {
-      continue;
-    }
-    c.env(key, entry.substr(eq + 1));
-  }
-}
-
-/// The empty root for a view of the host: a private directory with the host's top-level
-/// symlinks copied and a mount point for each directory. Removed with rmdir and unlink only,
-/// so nothing but what it made can go.
-class HostView {
- public:
-  HostView() {
-    char pattern[] = "/tmp/hutch-gtest-root.XXXXXX";
-    if (!::mkdtemp(pattern)) return;
-    path_ = pattern;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator("/", ec)) {
-      const std::string name = e.path().filename().string();
-      if (e.is_symlink(ec)) {
-        std::filesystem::copy_symlink(e.path(), path_ + "/" + name, ec);
-      } else if (e.is_directory(ec)) {
-        ::mkdir((path_ + "/" + name).c_str(), 0755);
-      }
-    }
-  }
-  ~HostView() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
-      const std::string p = e.path().string();
-      if (e.is_symlink(ec)) {
-        ::unlink(p.c_str());
-      } else {
-        ::rmdir(p.c_str());
-      }
-    }
-    ::rmdir(path_.c_str());
-  }
-  HostView(const HostView&) = delete;
-  HostView& operator=(const HostView&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 /// All of a memfd's contents.
 inline std::string read_all(int fd) {
   std::string text;
@@ -336,25 +161,18 @@ inline void run_outside(const Options& options) {
   if (test.find(".DISABLED_") != std::string::npos) {
     command.push_back("--gtest_also_run_disabled_tests");
   }
+  // The inner GoogleTest must not shard, write reports elsewhere or pick other tests.
+  auto gtest_variable = [](std::string_view key) {
+    return key.starts_with("GTEST_") || key == "XML_OUTPUT_FILE" || key == "TEST_SHARD_INDEX" ||
+           key == "TEST_TOTAL_SHARDS" || key == "TEST_SHARD_STATUS_FILE" || key == inside_variable;
+  };
   const HostView view;
-  if (!options.own_root() && view.path().empty()) {
-    ADD_FAILURE() << "hutch: cannot make the test's root in /tmp: " << std::strerror(errno);
+  auto sandboxed = sandbox(options, std::move(command), view, gtest_variable);
+  if (!sandboxed) {
+    ADD_FAILURE() << "hutch: could not prepare " << test << ": " << sandboxed.error().message();
     return;
   }
-  char cwd[4096] = {};
-  const bool have_cwd = !options.own_root() && ::getcwd(cwd, sizeof cwd);
-  // The private /tmp would hide a test binary or a working directory below /tmp (a build
-  // tree there, say): those are bound over it, as the rest of the host is.
-  Options with_binds = options;
-  if (!options.own_root()) {
-    const std::string binary_dir = std::filesystem::path(self).parent_path().string();
-    for (const std::string& dir : {binary_dir, std::string(have_cwd ? cwd : "")}) {
-      if (dir.starts_with("/tmp/")) with_binds.bind(dir, dir, with_binds.host_access());
-    }
-  }
-  Container c = with_binds.container(std::move(command), view.path());
-  pass_environment(c);
-  if (have_cwd) c.cwd(cwd);
+  Container& c = *sandboxed;
   c.env(inside_variable, test)
       .pass_fd(report.get(), 3)
       .std_in(Stdio::null())
