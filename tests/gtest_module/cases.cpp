@@ -67,7 +67,11 @@ HUTCH_ISOLATED_TEST(Cases, LeavesProcessesBehindAndChangesItsHostname,
     }
   }
   ASSERT_EQ(::sethostname("changed-by-a-test", 17), 0);
-  std::ofstream("/tmp/left-by-a-test") << std::string(1 << 20, 'x');
+  // Fills its /tmp (a 64 MiB tmpfs by default) to the last byte.
+  std::ofstream fill("/tmp/left-by-a-test");
+  const std::string block(1 << 20, 'x');
+  for (int i = 0; i < 128 && fill; ++i) fill << block << std::flush;
+  EXPECT_FALSE(fill) << "/tmp never filled up";
 }
 
 HUTCH_ISOLATED_TEST(Cases, SeesNothingTheOthersLeft) {

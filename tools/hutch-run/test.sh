@@ -3,15 +3,7 @@
 # usage: run_test.sh HUTCH_RUN BUSYBOX_ROOTFS
 set -u
 run=$1 root=$2
-failures=0 passed=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1))
-  else
-    failures=$((failures + 1))
-    printf 'FAILED %s\n  expected: %s\n  actual:   %s\n' "$1" "$2" "$3"
-  fi
-}
+. "$(dirname "$0")/../../tests/checks.sh"
 export XDG_RUNTIME_DIR=$(mktemp -d)
 chmod 755 "$XDG_RUNTIME_DIR"
 trap 'rm -rf "$XDG_RUNTIME_DIR"' EXIT
@@ -165,5 +157,4 @@ if command -v script >/dev/null; then
   check "tty" "tty|31 97" "$(echo "$out" | grep -v '^$' | paste -sd'|')"
 fi
 
-echo "$passed passed, $failures failed"
-[ "$failures" = 0 ]
+report hutch-run

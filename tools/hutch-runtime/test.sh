@@ -9,15 +9,7 @@ if [ -z "${HUTCH_RUNTIME_TEST_REAPER:-}" ]; then
   HUTCH_RUNTIME_TEST_REAPER=1 exec python3 "$(dirname "$0")/../../tests/reaper.py" "$0" "$@"
 fi
 rt=$1 rootfs=$(cd "$2" && pwd)
-failures=0 passed=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1))
-  else
-    failures=$((failures + 1))
-    printf 'FAILED %s\n  expected: %s\n  actual:   %s\n' "$1" "$2" "$3"
-  fi
-}
+. "$(dirname "$0")/../../tests/checks.sh"
 contains() {  # contains NAME NEEDLE HAYSTACK
   case "$3" in
     *"$2"*) passed=$((passed + 1)) ;;
@@ -211,5 +203,4 @@ check "features" 1.2.0 "$("$rt" features | json 'd["ociVersionMax"]')"
 contains "version" "spec: 1.2.0" "$("$rt" --version)"
 check "nothing left" "" "$(R list -q)"
 
-echo "hutch-runtime: $passed passed, $failures failed"
-[ "$failures" = 0 ]
+report hutch-runtime

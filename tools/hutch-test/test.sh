@@ -4,15 +4,7 @@
 # usage: test.sh HUTCH_TEST
 set -u
 launch=$(readlink -f "$1")
-failures=0 passed=0
-check() {  # check NAME EXPECTED ACTUAL
-  if [ "$2" = "$3" ]; then
-    passed=$((passed + 1))
-  else
-    failures=$((failures + 1))
-    printf 'FAILED %s\n  expected: %s\n  actual:   %s\n' "$1" "$2" "$3"
-  fi
-}
+. "$(dirname "$0")/../../tests/checks.sh"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cd "$dir"
@@ -46,5 +38,4 @@ if [ "$(id -u)" = 0 ]; then  # cgroups need root on v1 machines
   check "pids limit" "yes" "$(case "$err" in *"pids limit refused"*) echo yes ;; *) echo "no: $err" ;; esac)"
 fi
 check "nothing left in /tmp" "" "$(ls -d /tmp/hutch-gtest-root.* 2>/dev/null)"
-echo "$passed passed, $failures failed"
-[ "$failures" = 0 ]
+report hutch-test
