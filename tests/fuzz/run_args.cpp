@@ -26,6 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)hutch_run::parse_count(text);
   (void)hutch_run::parse_ulimit(text);
   (void)hutch_run::parse_volume(text);
+  for (bool in_bytes : {true, false}) {
+    if (auto rate = hutch_run::parse_device_rate(text, in_bytes); rate && rate->second == 0) {
+      __builtin_trap();  // zero would mean no limit: never accepted
+    }
+  }
   (void)hutch::resolve_user({}, std::string(text));
   return 0;
 }

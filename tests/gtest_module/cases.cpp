@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -30,8 +31,10 @@ HUTCH_ISOLATED_TEST(Cases, FailsAnExpectEq) {
 }
 
 HUTCH_ISOLATED_TEST(Cases, Segfaults) {
-  volatile int* nowhere = nullptr;
-  *nowhere = 1;  // a fault: delivered even to a pid namespace's first process
+  // A fault, delivered even to a pid namespace's first process (a page no one maps; not a
+  // null pointer, which UBSan would catch first).
+  volatile std::uintptr_t nowhere = 8;
+  *reinterpret_cast<volatile int*>(nowhere) = 1;
 }
 
 HUTCH_ISOLATED_TEST(Cases, ExhaustsMemory, Options{}.memory(32_MiB)) {

@@ -83,4 +83,6 @@ TEST(CGroupIo, NamesThatNoDiskBacksAreRefusedWithTheReason) {
   refused("/proc/self", "it is on proc");
   refused("4095:1048575", "no block device 4095:1048575");
   refused("", "I/O limit device");
+  struct stat st {};
+  if (::stat("/dev/shm", &st) == 0 && major(st.st_dev) == 0) refused("/dev/shm", "it is on tmpfs");
 }

@@ -84,13 +84,13 @@ inline const std::vector<Flag>& flags() {
     return Setter([=](RunOptions& o, std::string_view v) -> result<void> {
       auto parsed = parse_device_rate(v, in_bytes);
       if (!parsed) return flag_error(flag, v, parsed.error());
-      auto& [device, rate] = *parsed;
+      const std::string& device = parsed->first;
       auto same = [&](const hutch::IoMax& l) { return l.device == device; };
       auto it = std::find_if(o.device_limits.begin(), o.device_limits.end(), same);
       if (it == o.device_limits.end()) {
         it = o.device_limits.insert(it, hutch::IoMax{.device = device});
       }
-      (*it).*field = rate;
+      (*it).*field = parsed->second;
       return success();
     });
   };
