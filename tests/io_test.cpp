@@ -6,11 +6,12 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <stdexcept>
 #include <thread>
 
@@ -50,13 +51,14 @@ bool unified() {
   return layout && layout->kind == hutch::CGroupLayout::unified;
 }
 
-/// The n-th time that `time -p` reported ("real 8.00"); -1 if there is none.
+/// The n-th time that `time -p` reported (a line "real 8.00"); -1 if there is none.
 double real_seconds(const std::string& err, std::size_t n = 0) {
-  static const std::regex real("real ([0-9.]+)");
-  std::size_t i = 0;
-  for (auto it = std::sregex_iterator(err.begin(), err.end(), real); it != std::sregex_iterator();
-       ++it, ++i) {
-    if (i == n) return std::stod((*it)[1]);
+  std::size_t seen = 0;
+  for (std::size_t at = 0; at < err.size();) {
+    const auto end = std::min(err.find('\n', at), err.size());
+    const std::string line = err.substr(at, end - at);
+    if (line.rfind("real ", 0) == 0 && seen++ == n) return std::atof(line.c_str() + 5);
+    at = end + 1;
   }
   return -1;
 }
