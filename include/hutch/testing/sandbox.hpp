@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -129,6 +130,7 @@ class Options {
   bool own_root() const { return !root_.empty(); }
   Access host_access() const { return host_writable_ ? read_write : read_only; }
   std::optional<std::uint64_t> pids() const { return pids_; }
+  bool has_private_tmp() const { return tmp_bytes_ != 0; }
 
  private:
   struct Bind {
@@ -145,14 +147,18 @@ class Options {
   std::vector<Bind> binds_;
 };
 
-/// The empty root for a view of the host: a private directory with the host's top-level
-/// symlinks copied and a mount point for each directory. Removed with rmdir and unlink only,
-/// so nothing but what it made can go.
+/// The empty root for a view of the host: a private directory (in $TMPDIR when that names
+/// an absolute directory, else /tmp) with the host's top-level symlinks copied and a mount
+/// point for each directory. Removed with rmdir and unlink only, so nothing but what it made
+/// can go.
 class HostView {
  public:
   HostView() {
-    char pattern[] = "/tmp/hutch-gtest-root.XXXXXX";
-    if (!::mkdtemp(pattern)) return;
+    std::string pattern = scratch_parent() + "/hutch-gtest-root.XXXXXX";
+    if (!::mkdtemp(pattern.data())) {
+      errno_ = errno;
+      return;
+    }
     path_ = pattern;
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator("/", ec)) {
@@ -180,15 +186,25 @@ class HostView {
   HostView(const HostView&) = delete;
   HostView& operator=(const HostView&) = delete;
   const std::string& path() const { return path_; }
+  /// Why the directory could not be made (path() is empty then).
+  int error() const { return errno_; }
+
+  /// Where the views are made: $TMPDIR if it is an absolute path, else /tmp.
+  static std::string scratch_parent() {
+    const char* dir = std::getenv("TMPDIR");
+    return dir && dir[0] == '/' ? std::string(dir) : std::string("/tmp");
+  }
 
  private:
   std::string path_;
+  int errno_ = 0;
 };
 
 /// The container that runs `command` (command[0] an absolute path) as `options` say, seeing
 /// the host through `view`: the caller's environment but for the variables `drop` names, and
 /// its working directory. A private /tmp would hide a test binary or a working directory
 /// below /tmp (a build tree there, say): those are bound over it, as the rest of the host is.
+/// With a private /tmp, TMPDIR inside is /tmp, so the test's temporary files go there.
 inline result<Container> sandbox(
     const Options& options, std::vector<std::string> command, const HostView& view,
     const std::function<bool(std::string_view)>& drop = [](std::string_view) { return false; }) {
@@ -197,7 +213,8 @@ inline result<Container> sandbox(
                    "the test command must be an absolute path");
   }
   if (!options.own_root() && view.path().empty()) {
-    return make_error(Step::prepare_rootfs, errno, "/tmp", "a directory for the test's root");
+    return make_error(Step::prepare_rootfs, view.error(), HostView::scratch_parent(),
+                      "a directory for the test's root");
   }
   char cwd[4096] = {};
   const bool have_cwd = !options.own_root() && ::getcwd(cwd, sizeof cwd);
@@ -215,6 +232,7 @@ inline result<Container> sandbox(
     if (eq == std::string_view::npos || drop(entry.substr(0, eq))) continue;
     c.env(entry.substr(0, eq), entry.substr(eq + 1));
   }
+  if (!options.own_root() && options.has_private_tmp()) c.env("TMPDIR", "/tmp");
   if (have_cwd) c.cwd(cwd);
   return c;
 }
