@@ -12,11 +12,13 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "attachment.hpp"
 #include "cgroup.hpp"
 #include "detail/janitor.hpp"
 #include "detail/syscall.hpp"
@@ -92,6 +94,8 @@ class Child {
       stderr_ = std::move(other.stderr_);
       pty_ = std::move(other.pty_);
       scratch_dir_ = std::move(other.scratch_dir_);
+      network_ = std::move(other.network_);
+      attachment_ = std::move(other.attachment_);
       status_ = std::exchange(other.status_, std::nullopt);
       teardown_ = std::exchange(other.teardown_, nullptr);
       cgroup_.reset();
@@ -125,6 +129,14 @@ class Child {
   /// has an overlay root; empty otherwise.
   const std::string& scratch_dir() const noexcept { return scratch_dir_; }
   void set_scratch_dir(std::string dir) { scratch_dir_ = std::move(dir); }
+  /// The container's network as its Attacher set it up (Container::network): its addresses.
+  /// Empty without one.
+  const NetworkInfo& network() const noexcept { return network_; }
+  void set_attachment(std::unique_ptr<Attachment> attachment, pid_t pid) {
+    network_ = attachment->info();
+    attachment->started(pid);
+    attachment_ = std::move(attachment);
+  }
   /// The host end (master) of the container's terminal, with `Container::tty()`.
   Fd& pty() noexcept { return pty_; }
   /// Sets the terminal's window size (TIOCSWINSZ); the container gets SIGWINCH.
@@ -261,6 +273,7 @@ class Child {
     if (!detached_ && running()) detail::mark_scratch_live(scratch_dir_, pid_);
     detached_ = true;
     teardown_ = nullptr;
+    if (attachment_) std::exchange(attachment_, nullptr)->keep();
     mount_namespace_.reset();
     if (cgroup_) cgroup_->release();
     return pid_;
@@ -331,6 +344,12 @@ class Child {
     }
     cgroup_.reset();
     if (teardown_) std::exchange(teardown_, nullptr)();
+    if (attachment_) {
+      detail::Janitor::run_later(
+          [attachment = std::shared_ptr<Attachment>(std::move(attachment_))]() mutable {
+            attachment.reset();
+          });
+    }
     pid_ = -1;
   }
 
@@ -338,6 +357,8 @@ class Child {
   Fd pidfd_;
   Fd stdin_, stdout_, stderr_, pty_;
   std::string scratch_dir_;
+  NetworkInfo network_;
+  std::unique_ptr<Attachment> attachment_;  // undone by the janitor once we are gone
   std::optional<ExitStatus> status_;
   detail::Teardown teardown_;
   std::optional<LiveCGroup> cgroup_;

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -100,6 +101,16 @@ class Container : public detail::ProcessBuilder<Container, detail::Spec> {
   /// (made if missing) instead of for Created::start(), so any process may start it with
   /// hutch::start_created(path) — as `runc start` does through runc's exec.fifo. Give it
   /// `die_with_parent(false)` to let it outlive the creating process.
+  /// The container's network, set up by a module on the host after clone and before exec
+  /// (hutch::net's Network converts to this: `network(hutch::Network::bridge())`). Null: a
+  /// network namespace of its own with loopback only, the default.
+  Container& network(std::shared_ptr<const Attacher> attacher) {
+    const bool host = attacher && attacher->host_network();
+    spec_.namespaces =
+        host ? spec_.namespaces.without(Namespace::net) : spec_.namespaces.with(Namespace::net);
+    spec_.attacher = std::move(attacher);
+    return *this;
+  }
   Container& start_fifo(std::string path) {
     spec_.start_fifo = std::move(path);
     return *this;

@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "../attachment.hpp"
 #include "../cgroup.hpp"
 #include "../child.hpp"
 #include "../error.hpp"
@@ -138,6 +139,11 @@ class Launcher {
       }
     }
     LaunchState state;
+    if (c.attacher) {
+      HUTCH_TRY(Attached attached, prepare_attachment(c));
+      Launcher launcher(attached.spec, state, false, std::move(attached.attachment));
+      return launcher.run();
+    }
     Launcher launcher(c, state, false);
     return launcher.run();
   }
@@ -145,7 +151,13 @@ class Launcher {
   static result<Launched> create(const Spec& c) {
     HUTCH_TRYV(validate(c));
     auto state = std::make_unique<LaunchState>();
-    Launcher launcher(c, *state, true);
+    std::optional<Attached> attached;
+    if (c.attacher) {
+      HUTCH_TRY(Attached made, prepare_attachment(c));
+      attached.emplace(std::move(made));
+    }
+    Launcher launcher(attached ? attached->spec : c, *state, true,
+                      attached ? std::move(attached->attachment) : nullptr);
     HUTCH_TRY(Child child, launcher.run());
     return Launched{std::move(child), std::move(state)};
   }
@@ -174,10 +186,39 @@ class Launcher {
   }
 
  private:
-  Launcher(const Spec& c, LaunchState& s, bool create) : c_(c), s_(s), create_(create) {}
+  Launcher(const Spec& c, LaunchState& s, bool create,
+           std::unique_ptr<Attachment> attachment = nullptr)
+      : c_(c), s_(s), create_(create), attachment_(std::move(attachment)) {}
+
+  /// A spec with an Attacher: its Attachment for this spawn, and a copy of the spec whose
+  /// root gets the attachment's files (without a root of its own, the container sees the
+  /// host's).
+  struct Attached {
+    Spec spec;
+    std::unique_ptr<Attachment> attachment;
+  };
+  static result<Attached> prepare_attachment(const Spec& c) {
+    const bool own_net = c.namespaces.contains(Namespace::net);
+    if (c.attacher->host_network() == own_net) {
+      return invalid("network", own_net ? "the host's network needs no network namespace"
+                                        : "this network needs a network namespace of its own");
+    }
+    for (const auto& j : c.joined) {
+      if (j.type == Namespace::net) {
+        return invalid(j.path, "a joined network namespace cannot be given a network too");
+      }
+    }
+    HUTCH_TRY(std::unique_ptr<Attachment> attachment, c.attacher->prepare(c.hostname));
+    Spec spec = c;
+    if (spec.rootfs) {
+      for (const auto& file : attachment->files()) spec.rootfs->bind(file.host, file.inside);
+    }
+    return Attached{std::move(spec), std::move(attachment)};
+  }
 
   result<Child> run() {
     HUTCH_TRYV(prepare(c_, s_, create_));
+    s_.plan.await_network = attachment_ != nullptr;
     HUTCH_TRYV(cgroup_before_clone());
     if (!stack_.allocate()) return last_error(Step::allocate_stack);
     HUTCH_TRYV(clone_child());
@@ -251,8 +292,12 @@ class Launcher {
   /// The host's side of the sync points before exec (detail/sync.hpp).
   result<void> handshake() {
     if (c_.namespaces.contains(Namespace::user)) {
-      HUTCH_TRYV(DumpableWindow::when_all_closed(
-          [&] { return write_id_maps(c_.uid_map, c_.gid_map, pid_); }));
+      HUTCH_TRYV(DumpableWindow::when_all_closed([&]() -> result<void> {
+        HUTCH_TRYV(write_id_maps(c_.uid_map, c_.gid_map, pid_));
+        return open_attach_namespaces();
+      }));
+    } else {
+      HUTCH_TRYV(open_attach_namespaces());
     }
     if (cgroup_ && !placed_) {
       // v2 on a kernel without CLONE_INTO_CGROUP: attach before the child may go on, so its
@@ -269,6 +314,30 @@ class Launcher {
       cgroup_.emplace(std::move(created));
       HUTCH_TRYV(cgroup_->attach(static_cast<pid_t>(pid_)));
       HUTCH_TRYV(release(s_.sync_host.get(), SyncPoint::cgroup_joined));
+    }
+    if (attachment_) {
+      const AttachTarget target{static_cast<pid_t>(pid_), attach_netns_.get(),
+                                attach_userns_.get()};
+      auto attached = attachment_->attach(target);
+      attach_netns_.reset();
+      attach_userns_.reset();
+      HUTCH_TRYV(attached);
+      HUTCH_TRYV(release(s_.sync_host.get(), SyncPoint::network_ready));
+    }
+    return success();
+  }
+
+  /// The child's network and user namespaces for its Attachment, opened while the child is
+  /// still dumpable (it clears the flag once released from ids_mapped).
+  result<void> open_attach_namespaces() {
+    if (!attachment_) return success();
+    const std::string net = fmt::format("/proc/{}/ns/net", pid_);
+    attach_netns_.reset(::open(net.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!attach_netns_) return last_error(Step::release_child, net);
+    if (c_.namespaces.contains(Namespace::user)) {
+      const std::string user = fmt::format("/proc/{}/ns/user", pid_);
+      attach_userns_.reset(::open(user.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!attach_userns_) return last_error(Step::release_child, user);
     }
     return success();
   }
@@ -296,6 +365,7 @@ class Launcher {
                 std::move(teardown), c_.namespaces.contains(Namespace::mount));
     child.pty() = std::move(s_.pty_master);
     child.set_scratch_dir(std::move(scratch_dir));
+    if (attachment_) child.set_attachment(std::move(attachment_), pid_);
     return child;
   }
 
@@ -309,6 +379,8 @@ class Launcher {
   long pid_ = -1;
   bool placed_ = false;
   std::optional<DumpableWindow> non_dumpable_;
+  std::unique_ptr<Attachment> attachment_;
+  Fd attach_netns_, attach_userns_;
 };
 
 }  // namespace hutch::detail

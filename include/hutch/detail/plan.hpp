@@ -136,6 +136,9 @@ struct Plan {
   /// enter_cgroup step, which every plan with mount steps has once; without mount steps,
   /// before any other step.
   bool late_cgroup = false;
+  /// An Attacher (a network) works on the host after the cgroup step: we wait for
+  /// SyncPoint::network_ready after the mount steps, before taking on the command's identity.
+  bool await_network = false;
   bool die_with_parent = true;
   /// clone3 reset the handled signals in the child (CLONE_CLEAR_SIGHAND); set by
   /// start_child() just before the child starts.

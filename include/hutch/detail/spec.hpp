@@ -5,12 +5,14 @@
 #include <sys/ioctl.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "../attachment.hpp"
 #include "../cgroup.hpp"
 #include "../namespaces.hpp"
 #include "../rootfs.hpp"
@@ -81,6 +83,7 @@ struct Spec : ProcessSpec {
   std::vector<std::pair<std::string, std::string>> sysctls;  // "net.ipv4.ip_forward" = "1"
   std::vector<JoinedNamespace> joined;
   std::optional<std::string> start_fifo;  // create(): wait for a reader of this FIFO
+  std::shared_ptr<const Attacher> attacher;  // host-side work before exec: a network
 };
 
 }  // namespace hutch::detail

@@ -13,8 +13,11 @@
 //                                                 mounts ... up to the enter_cgroup step
 //   (v1) creates the cgroup, attaches the child   (v1) await(cgroup_joined)
 //   release(cgroup_joined) -------------------->  unshares the cgroup namespace, mounts
-//                                                 /sys/fs/cgroup, pivot_root, fds, session,
-//                                                 rlimits, capabilities, ids, cwd
+//                                                 /sys/fs/cgroup, pivot_root
+//   (attacher) Attachment::attach(pid): CNI        (attacher) await(network_ready)
+//   plugins or pasta work on the child's netns
+//   release(network_ready) -------------------->  fds, session, rlimits, capabilities,
+//                                                 ids, cwd
 //   (create) await_child(ready) <---------------  (create) announce(ready), await(start)
 //   (start) release(start) -------------------->
 //                                                 seccomp, execve
@@ -41,6 +44,7 @@ enum class SyncPoint : char {
   cgroup_joined = 2,  // host -> child: (v1) the child is in its cgroup
   ready = 3,          // child -> host: (create) set up, waiting for start
   start = 4,          // host -> child: (start) go on to exec
+  network_ready = 5,  // host -> child: the Attachment (a network) is attached
 };
 
 /// Host side: lets the waiting child pass `point`.

@@ -58,7 +58,9 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   }
   if (!closed) raw::sys(SYS_close, plan.host_sync_fd);
   await(plan, SyncPoint::ids_mapped);
-  if (!plan.late_cgroup && !plan.wait_for_start) raw::sys(SYS_close, plan.sync_fd);
+  if (!plan.late_cgroup && !plan.wait_for_start && !plan.await_network) {
+    raw::sys(SYS_close, plan.sync_fd);
+  }
   join_namespaces(plan);
   // Through the host's /proc, before the container's own is mounted (read-only in part):
   // /proc/sys/net and the ipc parameters show the writer's own namespaces.
@@ -74,6 +76,10 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   raw::sys(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
   set_up_host_identity(plan);
   run_mount_steps(plan);
+  if (plan.await_network) {
+    await(plan, SyncPoint::network_ready);
+    if (!plan.wait_for_start) raw::sys(SYS_close, plan.sync_fd);  // the last point it needs
+  }
 
   int sync_fd = plan.wait_for_start ? plan.sync_fd : -1;
   const Plan patched = become_the_process(plan, sync_fd);

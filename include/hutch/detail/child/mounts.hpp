@@ -258,7 +258,9 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, MountState& state) 
 HUTCH_CHILD_CODE inline void enter_cgroup(const Plan& plan) noexcept {
   if (plan.late_cgroup) {
     await(plan, SyncPoint::cgroup_joined);
-    if (!plan.wait_for_start) raw::sys(SYS_close, plan.sync_fd);  // the last point it needs
+    if (!plan.wait_for_start && !plan.await_network) {
+      raw::sys(SYS_close, plan.sync_fd);  // the last point it needs
+    }
   }
   if (plan.unshare_cgroup) {
     long r = raw::sys(SYS_unshare, CLONE_NEWCGROUP);
