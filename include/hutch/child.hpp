@@ -345,10 +345,8 @@ class Child {
     cgroup_.reset();
     if (teardown_) std::exchange(teardown_, nullptr)();
     if (attachment_) {
-      detail::Janitor::run_later(
-          [attachment = std::shared_ptr<Attachment>(std::move(attachment_))]() mutable {
-            attachment.reset();
-          });
+      detail::Janitor::run_later([attachment = std::shared_ptr<Attachment>(
+                                      std::move(attachment_))]() mutable { attachment.reset(); });
     }
     pid_ = -1;
   }
