@@ -1,0 +1,164 @@
+// hutch::net's pure logic: configuration lists, each plugin's configuration, the runtime
+// configuration for the capabilities, resolv.conf and hosts, a plugin's error.
+#include <gtest/gtest.h>
+
+#include <hutch/hutch.hpp>
+#include <hutch/net.hpp>
+
+namespace {
+
+using hutch::Network;
+using hutch::PortMapping;
+namespace net = hutch::net;
+
+TEST(NetConfig, AConflistParsesAndASingleConfBecomesAListOfOne) {
+  auto list = net::parse_network_list(
+      R"({"cniVersion":"1.0.0","name":"n1","plugins":[{"type":"bridge"},{"type":"portmap"}]})",
+      "t");
+  ASSERT_TRUE(list) << list.error().message();
+  EXPECT_EQ(list->name(), "n1");
+  EXPECT_EQ(list->list["plugins"].size(), 2u);
+  auto conf = net::parse_network_list(R"({"cniVersion":"0.4.0","name":"n2","type":"ptp"})", "t");
+  ASSERT_TRUE(conf) << conf.error().message();
+  EXPECT_EQ(conf->version(), "0.4.0");
+  ASSERT_EQ(conf->list["plugins"].size(), 1u);
+  EXPECT_EQ(conf->list["plugins"][0]["type"], "ptp");
+  EXPECT_FALSE(conf->list["plugins"][0].contains("name"));
+}
+
+TEST(NetConfig, BrokenListsAreRefusedWithTheReason) {
+  struct Case {
+    const char* text;
+    const char* says;
+  } cases[] = {
+      {"not json", "not a JSON object"},
+      {"[]", "not a JSON object"},
+      {R"({"name":"x"})", "neither"},
+      {R"({"name":"x","plugins":[]})", "non-empty"},
+      {R"({"name":"x","plugins":[{"type":"../../bin/sh"}]})", "plain file name"},
+      {R"({"name":"x","plugins":[{"type":"/bin/sh"}]})", "plain file name"},
+      {R"({"name":"x","plugins":[{}]})", "plain file name"},
+      {R"({"name":"a/b","plugins":[{"type":"bridge"}]})", "\"name\""},
+      {R"({"name":"x","cniVersion":1,"plugins":[{"type":"bridge"}]})", "cniVersion"},
+  };
+  for (const auto& c : cases) {
+    auto list = net::parse_network_list(c.text, "file.conflist");
+    ASSERT_FALSE(list) << c.text;
+    EXPECT_EQ(list.error().step, hutch::net_step::config);
+    EXPECT_NE(list.error().message().find(c.says), std::string::npos)
+        << c.text << ": " << list.error().message();
+    EXPECT_NE(list.error().message().find("file.conflist"), std::string::npos);
+  }
+}
+
+TEST(NetConfig, EachPluginGetsTheListsNameVersionPrevResultAndOnlyItsCapabilities) {
+  auto list = net::parse_network_list(R"({"cniVersion":"1.0.0","name":"n","plugins":[
+      {"type":"bridge"},
+      {"type":"portmap","capabilities":{"portMappings":true}},
+      {"type":"bandwidth","capabilities":{"bandwidth":true,"portMappings":false}}]})",
+                                      "t");
+  ASSERT_TRUE(list);
+  const auto runtime = Network::bridge()
+                           .publish({"127.0.0.1", 8080, 80, PortMapping::Protocol::tcp})
+                           .bandwidth(8'000'000, 0)
+                           .runtime_config();
+  const nlohmann::json prev = {{"cniVersion", "1.0.0"}, {"ips", nlohmann::json::array()}};
+  auto first = net::plugin_config(*list, 0, nullptr, runtime);
+  EXPECT_EQ(first["name"], "n");
+  EXPECT_EQ(first["cniVersion"], "1.0.0");
+  EXPECT_FALSE(first.contains("prevResult"));
+  EXPECT_FALSE(first.contains("runtimeConfig"));
+  auto portmap = net::plugin_config(*list, 1, prev, runtime);
+  EXPECT_EQ(portmap["prevResult"], prev);
+  ASSERT_TRUE(portmap.contains("runtimeConfig"));
+  EXPECT_FALSE(portmap["runtimeConfig"].contains("bandwidth"));
+  const auto& mapping = portmap["runtimeConfig"]["portMappings"][0];
+  EXPECT_EQ(mapping["hostPort"], 8080);
+  EXPECT_EQ(mapping["containerPort"], 80);
+  EXPECT_EQ(mapping["protocol"], "tcp");
+  EXPECT_EQ(mapping["hostIP"], "127.0.0.1");
+  auto bandwidth = net::plugin_config(*list, 2, prev, runtime);
+  ASSERT_TRUE(bandwidth.contains("runtimeConfig"));
+  EXPECT_FALSE(bandwidth["runtimeConfig"].contains("portMappings"));
+  EXPECT_EQ(bandwidth["runtimeConfig"]["bandwidth"]["ingressRate"], 8'000'000);
+  EXPECT_GT(bandwidth["runtimeConfig"]["bandwidth"]["ingressBurst"].get<std::uint64_t>(), 0u);
+  EXPECT_FALSE(bandwidth["runtimeConfig"]["bandwidth"].contains("egressRate"));
+}
+
+TEST(NetConfig, TheDefaultBridgeListUsesItsOwnSubnetAndStateDirectory) {
+  auto list = Network::bridge().state_dir("/x/state").network_list();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->name(), "hutch");
+  const auto& bridge = list->list["plugins"][0];
+  EXPECT_EQ(bridge["type"], "bridge");
+  EXPECT_EQ(bridge["bridge"], "hutch0");
+  EXPECT_EQ(bridge["ipam"]["ranges"][0][0]["subnet"], "10.77.0.0/24");
+  EXPECT_EQ(bridge["ipam"]["dataDir"], "/x/state/ipam");
+  std::vector<std::string> types;
+  for (const auto& p : list->list["plugins"]) types.push_back(p["type"]);
+  EXPECT_EQ(types, (std::vector<std::string>{"bridge", "portmap", "firewall", "bandwidth"}));
+}
+
+TEST(NetConfig, ANamedNetworkIsLookedUpAndABadNameRefused) {
+  EXPECT_FALSE(Network::cni("no/such/file.conflist").network_list());
+  auto missing = Network::cni("nothere").config_dir("/nonexistent").network_list();
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("/nonexistent"), std::string::npos);
+  auto bad = Network::cni("a b").network_list();
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("not a network name"), std::string::npos);
+  auto inline_list =
+      Network::cni(R"({"cniVersion":"1.0.0","name":"x","plugins":[{"type":"loopback"}]})")
+          .network_list();
+  ASSERT_TRUE(inline_list);
+  EXPECT_EQ(inline_list->name(), "x");
+}
+
+TEST(NetConfig, ResolvConfDropsLoopbackServersKeepsSearchAndOptions) {
+  const char* host =
+      "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch corp.example\n"
+      "options ndots:2 edns0\nnameserver ::1\n";
+  EXPECT_EQ(net::resolv_conf(host, {}, false),
+            "nameserver 10.0.0.2\nsearch corp.example\noptions ndots:2 edns0\n");
+  EXPECT_EQ(net::resolv_conf("nameserver 127.0.0.1\n", {}, false),
+            "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+  EXPECT_EQ(net::resolv_conf("nameserver 127.0.0.1\n", {}, true), "nameserver 127.0.0.1\n");
+  net::NameConfig own;
+  own.servers = {"1.1.1.1"};
+  own.search = {"a.example", "b.example"};
+  EXPECT_EQ(net::resolv_conf(host, own, false),
+            "nameserver 1.1.1.1\nsearch a.example b.example\noptions ndots:2 edns0\n");
+}
+
+TEST(NetConfig, HostsHoldLocalhostAddedHostsAndTheContainersOwnName) {
+  net::NameConfig names;
+  names.hosts = {{"db", "10.1.2.3"}};
+  const std::string hosts = net::hosts_file(names, "10.77.0.5", "web");
+  EXPECT_NE(hosts.find("127.0.0.1\tlocalhost\n"), std::string::npos);
+  EXPECT_NE(hosts.find("10.1.2.3\tdb\n"), std::string::npos);
+  EXPECT_NE(hosts.find("10.77.0.5\tweb\n"), std::string::npos);
+  EXPECT_EQ(net::hosts_file({}, "", "web").find("web"), std::string::npos);
+}
+
+TEST(NetConfig, APluginsErrorKeepsItsCodeAndMessage) {
+  const hutch::Error e = net::detail::plugin_error(
+      hutch::net_step::add, "bridge",
+      {{"code", 7}, {"msg", "bad subnet"}, {"details", "10.0.0.0/33"}}, "");
+  EXPECT_EQ(e.code.value(), 7);
+  EXPECT_EQ(&e.code.category(), &net::cni_category());
+  const std::string text = e.message();
+  EXPECT_NE(text.find("bad subnet (10.0.0.0/33)"), std::string::npos) << text;
+  EXPECT_NE(text.find("bridge"), std::string::npos) << text;
+  EXPECT_NE(text.find("invalid network config"), std::string::npos) << text;
+  const hutch::Error plain =
+      net::detail::plugin_error(hutch::net_step::add, "x", nullptr, "panic: oops\n");
+  EXPECT_NE(plain.message().find("panic: oops"), std::string::npos);
+}
+
+TEST(NetConfig, ThePluginIsAFileInCniPathNeverAPath) {
+  EXPECT_TRUE(net::detail::find_plugin("sh", "/nonexistent:/bin"));
+  EXPECT_FALSE(net::detail::find_plugin("sh", "relative/dir:"));
+  EXPECT_FALSE(net::detail::find_plugin("no-such-plugin", "/bin:/usr/bin"));
+}
+
+}  // namespace
