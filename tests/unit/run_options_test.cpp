@@ -111,7 +111,8 @@ TEST(RunOptions, EveryMalformedValueIsRefusedByName) {
   refused({"--rootfs", "/r"}, "no command");
   refused({"true"}, "--rootfs");
   refused({"--rootfs", "/r", "--image", "x", "true"}, "either");
-  refused({"--rootfs", "/r", "--network", "bridge0", "true"}, "--network");
+  refused({"--rootfs", "/r", "--network", "bridge 0", "true"},
+          "--network");  // names are CNI networks
   refused({"--rootfs", "/r", "--cap-add", "CAP_FLY", "true"}, "--cap-add");
   refused({"--rootfs", "/r", "--security-opt", "apparmor=x", "true"}, "--security-opt");
   refused({"--rootfs", "/r", "-e", "=x", "true"}, "--env");
@@ -159,4 +160,70 @@ TEST(RunOptions, HelpListsEveryFlag) {
   auto o = parse({"--help"});
   ASSERT_TRUE(o);
   EXPECT_TRUE(o->help);
+}
+
+TEST(RunOptions, NetworkFlagsTakeDockersAndTcsSpelling) {
+  auto o = parse({"--rootfs",
+                  "/r",
+                  "--network",
+                  "bridge",
+                  "-p",
+                  "8080:80",
+                  "-p",
+                  "127.0.0.1:5353:53/udp",
+                  "--publish=[::1]:8443:443/tcp",
+                  "--bandwidth",
+                  "8mbit",
+                  "--egress-bandwidth",
+                  "500kbit",
+                  "--dns",
+                  "192.0.2.53",
+                  "--dns-search",
+                  "corp.example",
+                  "--add-host",
+                  "db:10.0.0.5",
+                  "true"});
+  ASSERT_TRUE(o) << o.error().message();
+  EXPECT_EQ(o->network, "bridge");
+  ASSERT_EQ(o->publish.size(), 3u);
+  EXPECT_EQ(o->publish[0].host_ip, "");
+  EXPECT_EQ(o->publish[0].host_port, 8080);
+  EXPECT_EQ(o->publish[0].container_port, 80);
+  EXPECT_FALSE(o->publish[0].udp);
+  EXPECT_EQ(o->publish[1].host_ip, "127.0.0.1");
+  EXPECT_TRUE(o->publish[1].udp);
+  EXPECT_EQ(o->publish[2].host_ip, "::1");
+  EXPECT_EQ(o->publish[2].host_port, 8443);
+  EXPECT_EQ(o->ingress_bps, 8'000'000u);
+  EXPECT_EQ(o->egress_bps, 500'000u);
+  EXPECT_EQ(o->dns, std::vector<std::string>{"192.0.2.53"});
+  EXPECT_EQ(o->dns_search, std::vector<std::string>{"corp.example"});
+  ASSERT_EQ(o->add_hosts.size(), 1u);
+  EXPECT_EQ(o->add_hosts[0].second, "10.0.0.5");
+  EXPECT_EQ(*hutch_run::parse_tc_rate("1gbit"), 1'000'000'000u);
+  EXPECT_EQ(*hutch_run::parse_tc_rate("1.5mbit"), 1'500'000u);
+  EXPECT_EQ(*hutch_run::parse_tc_rate("125kbps"), 1'000'000u);  // tc: bytes per second
+  EXPECT_EQ(*hutch_run::parse_tc_rate("64000"), 64'000u);
+  auto named = parse({"--rootfs", "/r", "--net", "my-net_1.x", "true"});
+  ASSERT_TRUE(named);
+  EXPECT_EQ(named->network, "my-net_1.x");
+}
+
+TEST(RunOptions, NetworkFlagsRefuseWhatTheyCannotMean) {
+  for (std::string_view bad :
+       {"80", "0:80", "8080:0", "70000:80", "8080:80/sctp", "a:80", "1.2.3:8080:80",
+        "1.2.3.999:8080:80", "[::1:8080:80", "[::1]8080:80", "::1:8080:80", "", ":", "8080:"}) {
+    auto o = parse({"--rootfs", "/r", "-p", bad, "true"});
+    ASSERT_FALSE(o) << bad;
+    EXPECT_NE(o.error().message().find("--publish"), std::string::npos) << bad;
+  }
+  for (std::string_view bad : {"0", "0mbit", "fast", "mbit", "-1mbit", "1e9", "2000tbit", ""}) {
+    EXPECT_FALSE(parse({"--rootfs", "/r", "--bandwidth", bad, "true"})) << bad;
+  }
+  for (std::string_view bad : {"a b", "", "..", "x;y"}) {
+    EXPECT_FALSE(parse({"--rootfs", "/r", "--network", bad, "true"})) << bad;
+  }
+  EXPECT_FALSE(parse({"--rootfs", "/r", "--add-host", "db", "true"}));
+  EXPECT_FALSE(parse({"--rootfs", "/r", "--add-host", "d b:1.2.3.4", "true"}));
+  EXPECT_FALSE(parse({"--rootfs", "/r", "--dns", "nameserver", "true"}));
 }

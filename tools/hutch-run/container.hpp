@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <hutch/hutch.hpp>
+#include <hutch/net.hpp>
 
 #include "options.hpp"
 
@@ -87,6 +88,37 @@ inline hutch::result<hutch::RootFs> root_filesystem(const RunOptions& o,
   return root;
 }
 
+/// --network and what goes with it (-p, --bandwidth, --dns, --add-host).
+inline hutch::result<void> configure_network(hutch::Container& c, const RunOptions& o) {
+  const bool extras = !o.publish.empty() || o.ingress_bps || o.egress_bps;
+  if (o.network == "none" || o.network == "host") {
+    if (extras) {
+      return hutch::invalid(fmt::format("--network {}", o.network),
+                            "-p and --bandwidth need a network: bridge, pasta or a CNI network");
+    }
+    return hutch::success();
+  }
+  hutch::Network network = o.network == "bridge"  ? hutch::Network::bridge()
+                           : o.network == "pasta" ? hutch::Network::pasta()
+                                                  : hutch::Network::cni(o.network);
+  if ((o.ingress_bps || o.egress_bps) && o.network == "pasta") {
+    return hutch::invalid("--bandwidth", "pasta has no bandwidth limits: use a CNI network");
+  }
+  for (const auto& p : o.publish) {
+    network.publish(
+        {p.host_ip, p.host_port, p.container_port,
+         p.udp ? hutch::PortMapping::Protocol::udp : hutch::PortMapping::Protocol::tcp});
+  }
+  if (o.ingress_bps || o.egress_bps) network.bandwidth(o.ingress_bps, o.egress_bps);
+  for (const auto& server : o.dns) network.dns(server);
+  for (const auto& domain : o.dns_search) network.dns_search(domain);
+  for (const auto& [name, ip] : o.add_hosts) network.add_host(name, ip);
+  if (const char* path = std::getenv("CNI_PATH"); path && *path) network.cni_path(path);
+  if (const char* dir = std::getenv("HUTCH_NET_STATE"); dir && *dir == '/') network.state_dir(dir);
+  c.network(network);
+  return hutch::success();
+}
+
 /// Everything but the root and the command: namespaces, stdio, terminal, identity, security
 /// and limits. `roots` are where --user names are looked up (the rootfs, or the layers top
 /// first).
@@ -95,9 +127,9 @@ inline hutch::result<void> configure(hutch::Container& c, const RunOptions& o,
                                      std::vector<sock_filter> seccomp_program) {
   hutch::Namespaces namespaces = hutch::Namespaces::all();
   if (o.network == "host") namespaces = namespaces.without(hutch::Namespace::net);
-  c.namespaces(namespaces)
-      .std_in(o.interactive ? hutch::Stdio::inherit() : hutch::Stdio::null())
-      .tty(o.tty);
+  c.namespaces(namespaces);
+  HUTCH_TRYV(configure_network(c, o));
+  c.std_in(o.interactive ? hutch::Stdio::inherit() : hutch::Stdio::null()).tty(o.tty);
   if (o.tty) {
     c.env("TERM", std::getenv("TERM") ? std::getenv("TERM") : "xterm");
     // The caller's window size from the first instruction; changes follow by SIGWINCH.

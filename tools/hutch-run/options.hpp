@@ -28,7 +28,11 @@ struct RunOptions {
   std::optional<double> cpus;
   std::vector<hutch::IoMax> device_limits;    // one per device named
   std::optional<std::uint64_t> blkio_weight;  // docker's 10..1000
-  std::string network = "none";
+  std::string network = "none";  // none, host, bridge, pasta, or a CNI network's name or file
+  std::vector<Publish> publish;
+  std::uint64_t ingress_bps = 0, egress_bps = 0;
+  std::vector<std::string> dns, dns_search;
+  std::vector<std::pair<std::string, std::string>> add_hosts;
   std::string hostname, workdir, user;
   std::vector<std::pair<std::string, std::string>> env;
   std::vector<Volume> volumes;
@@ -153,13 +157,74 @@ inline const std::vector<Flag>& flags() {
          return success();
        }},
       {"network", 0, "MODE",
-       "Network: none (the default, unlike docker's bridge: loopback only) or host "
-       "(also --net)",
+       "Network: none (the default, unlike docker's bridge: loopback only), host, bridge "
+       "(hutch0, 10.77.0.0/24, through the CNI plugins; root), pasta (rootless), or the name "
+       "of a CNI network in /etc/cni/net.d or a .conflist file (also --net)",
        [](RunOptions& o, std::string_view v) -> result<void> {
-         if (v != "none" && v != "host") {
-           return hutch::invalid(fmt::format("--network {}", v), "expected none or host");
+         const bool file = v.find('/') != std::string_view::npos;
+         bool name = !v.empty() && v.size() <= 255 && v != "." && v != "..";
+         for (char c : v) {
+           if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
+             name = false;
+           }
+         }
+         if (!file && !name) {
+           return hutch::invalid(fmt::format("--network {}", v),
+                                 "expected none, host, bridge, pasta, a CNI network's name or a "
+                                 "path to its .conflist");
          }
          o.network = std::string(v);
+         return success();
+       }},
+      {"publish", 'p', "[IP:]HOST:CTR[/tcp|udp]",
+       "Publish a container port on the host (bridge, pasta or a CNI network; repeatable)",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         auto port = parse_publish(v);
+         if (!port) return flag_error("publish", v, port.error());
+         o.publish.push_back(*port);
+         return success();
+       }},
+      {"bandwidth", 0, "RATE", "Limit traffic both ways, as tc writes rates: 8mbit, 1gbit",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         auto rate = parse_tc_rate(v);
+         if (!rate) return flag_error("bandwidth", v, rate.error());
+         o.ingress_bps = o.egress_bps = *rate;
+         return success();
+       }},
+      {"ingress-bandwidth", 0, "RATE", "Limit traffic into the container",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         auto rate = parse_tc_rate(v);
+         if (!rate) return flag_error("ingress-bandwidth", v, rate.error());
+         o.ingress_bps = *rate;
+         return success();
+       }},
+      {"egress-bandwidth", 0, "RATE", "Limit traffic out of the container",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         auto rate = parse_tc_rate(v);
+         if (!rate) return flag_error("egress-bandwidth", v, rate.error());
+         o.egress_bps = *rate;
+         return success();
+       }},
+      {"dns", 0, "IP", "A name server for the container's resolv.conf (repeatable)",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         if (!plausible_ip(v))
+           return hutch::invalid(fmt::format("--dns {}", v), "not an IP address");
+         o.dns.emplace_back(v);
+         return success();
+       }},
+      {"dns-search", 0, "DOMAIN", "A search domain for resolv.conf (repeatable)",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         if (v.empty() || v.find_first_of(" \t\n") != std::string_view::npos) {
+           return hutch::invalid(fmt::format("--dns-search {}", v), "not a domain");
+         }
+         o.dns_search.emplace_back(v);
+         return success();
+       }},
+      {"add-host", 0, "NAME:IP", "An /etc/hosts entry (repeatable)",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         auto entry = parse_add_host(v);
+         if (!entry) return flag_error("add-host", v, entry.error());
+         o.add_hosts.push_back(*entry);
          return success();
        }},
       {"hostname", 'h', "NAME", "Hostname inside the container", text(&RunOptions::hostname)},
@@ -339,7 +404,9 @@ inline std::string usage() {
   }
   out +=
       "\nExit status: the command's, 128+N if killed by signal N, 125 if hutch-run failed, "
-      "126 if the command cannot run, 127 if it is not found.\n";
+      "126 if the command cannot run, 127 if it is not found.\n"
+      "\nEnvironment: CNI_PATH, where the CNI plugins are (/opt/cni/bin:/usr/lib/cni); "
+      "HUTCH_NET_STATE, where networks keep their state (/run/hutch/net as root).\n";
   return out;
 }
 

@@ -157,4 +157,43 @@ if command -v script >/dev/null; then
   check "tty" "tty|31 97" "$(echo "$out" | grep -v '^$' | paste -sd'|')"
 fi
 
+# Networks: the flags' values, then a bridged container with a published port, in a network
+# namespace (and a mount namespace with its own /run) that plays the host.
+refused "publish without a host port" "give the host port too" --rootfs "$root" -p 80 true
+refused "publish port range" "ports are numbers" --rootfs "$root" -p 70000:80 true
+refused "publish protocol" "tcp or udp" --rootfs "$root" -p 8080:80/sctp true
+refused "publish bad ip" "not an IP" --rootfs "$root" -p 1.2.3:8080:80 true
+refused "publish on no network" "need a network" --rootfs "$root" -p 8080:80 true
+refused "bandwidth zero" "--bandwidth 0" --rootfs "$root" --bandwidth 0 true
+refused "bandwidth garbage" "--bandwidth fast" --rootfs "$root" --bandwidth fast true
+refused "network name" "--network a b" --rootfs "$root" --network "a b" true
+refused "network unknown" "no network of this name" --rootfs "$root" --network nosuchnet true
+refused "add-host" "--add-host db" --rootfs "$root" --add-host db true
+refused "dns" "--dns x" --rootfs "$root" --dns x true
+"$run" --help | grep -q -- "--network MODE.*bridge"; check "help names the networks" 0 $?
+if [ "$(id -u)" = 0 ] && [ -x /usr/lib/cni/bridge ] && command -v iptables >/dev/null; then
+  out=$(unshare -mn sh -c '
+    run=$1 root=$2
+    mount -t tmpfs tmpfs /run && mount -t sysfs sysfs /sys && ip link set lo up
+    "$run" --rootfs "$root" --rm --network bridge -p 127.0.0.1:18280:80 --hostname web \
+      --add-host db:10.1.2.3 --dns 192.0.2.53 -- sh -c "mkdir -p /tmp/w && cat /etc/hosts \
+      /etc/resolv.conf > /tmp/w/index.html && httpd -p 80 -h /tmp/w && sleep 3" &
+    pid=$!
+    for i in $(seq 50); do
+      got=$("$root/bin/busybox" wget -q -O - http://127.0.0.1:18280/ 2>/dev/null) && break
+      sleep 0.1
+    done
+    wait $pid
+    echo "rc=$?"
+    echo "$got"
+    echo "veths=$(ip -o link | grep -c veth) rules=$(iptables-save | grep -c hutch-) state=$(ls -A /run/hutch/net | grep -c hutch-)"
+  ' sh "$run" "$root" 2>&1)
+  contains "bridge: exit" "rc=0" "$out"
+  contains "bridge: published port" "10.77.0." "$out"
+  contains "bridge: own name" "	web" "$out"
+  contains "bridge: added host" "10.1.2.3	db" "$out"
+  contains "bridge: dns" "nameserver 192.0.2.53" "$out"
+  contains "bridge: nothing left" "veths=0 rules=0 state=0" "$out"
+fi
+
 report hutch-run

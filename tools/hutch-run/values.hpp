@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <hutch/error.hpp>
 #include <hutch/security.hpp>
@@ -221,6 +222,128 @@ inline hutch::result<Volume> parse_volume(std::string_view spec) {
     return bad("the container path must be absolute, without '..', and not /");
   }
   return v;
+}
+
+/// A published port (docker's -p), before the net module makes a PortMapping of it.
+struct Publish {
+  std::string host_ip;  // empty: every address
+  std::uint16_t host_port = 0, container_port = 0;
+  bool udp = false;
+};
+
+/// A port number, 1..65535.
+inline std::optional<std::uint16_t> parse_port(std::string_view text) {
+  auto value = parse_unsigned(text);
+  if (!value || *value == 0 || *value > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(*value);
+}
+
+/// Whether `text` is a dotted IPv4 address ("127.0.0.1") or an IPv6 one (hex digits and
+/// colons, at most one "::"); the kernel checks the rest when the port is reserved.
+inline bool plausible_ip(std::string_view text) {
+  if (text.empty() || text.size() > 45) return false;
+  if (text.find(':') == std::string_view::npos) {
+    int parts = 0;
+    for (std::string_view rest = text;; ++parts) {
+      const auto dot = rest.find('.');
+      const auto part = rest.substr(0, dot);
+      auto value = parse_unsigned(part);
+      if (!value || *value > 255 || part.size() > 3) return false;
+      if (dot == std::string_view::npos) return parts == 3;
+      rest.remove_prefix(dot + 1);
+    }
+  }
+  for (char c : text) {
+    if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':') return false;
+  }
+  return true;
+}
+
+/// "[IP:]HOST:CONTAINER[/tcp|/udp]" (docker's -p; an IPv6 address in brackets:
+/// "[::1]:8080:80"). hutch publishes fixed host ports only: "8080:80", not "80".
+inline hutch::result<Publish> parse_publish(std::string_view spec) {
+  const std::string text(spec);
+  auto bad = [&](const char* why) { return hutch::invalid(text, why); };
+  Publish p;
+  std::string_view rest = spec;
+  if (const auto slash = rest.rfind('/'); slash != std::string_view::npos) {
+    const auto protocol = rest.substr(slash + 1);
+    if (protocol != "tcp" && protocol != "udp") return bad("the protocol is tcp or udp");
+    p.udp = protocol == "udp";
+    rest = rest.substr(0, slash);
+  }
+  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:HOST:CONTAINER
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':') {
+      return bad("expected [IPv6]:HOST:CONTAINER");
+    }
+    p.host_ip = std::string(rest.substr(1, close - 1));
+    if (!plausible_ip(p.host_ip)) return bad("not an IP address");
+    rest = rest.substr(close + 2);
+  }
+  const auto last = rest.rfind(':');
+  if (last == std::string_view::npos) {
+    return bad("give the host port too: HOST:CONTAINER, e.g. 8080:80");
+  }
+  const auto container = parse_port(rest.substr(last + 1));
+  rest = rest.substr(0, last);
+  const auto before = rest.rfind(':');
+  if (before != std::string_view::npos) {
+    if (!p.host_ip.empty()) return bad("expected [IPv6]:HOST:CONTAINER");
+    p.host_ip = std::string(rest.substr(0, before));
+    if (p.host_ip.find(':') != std::string::npos || !plausible_ip(p.host_ip)) {
+      return bad("not an IP address (IPv6 goes in brackets)");
+    }
+    rest = rest.substr(before + 1);
+  }
+  const auto host = parse_port(rest);
+  if (!host || !container) return bad("ports are numbers from 1 to 65535");
+  p.host_port = *host;
+  p.container_port = *container;
+  return p;
+}
+
+/// A rate as tc writes it (--bandwidth): "8mbit", "500kbit", "1gbit", "1.5mbit", bits per
+/// second as a bare number or "bit"; bytes per second as "bps", "kbps", "mbps", "gbps" (tc's
+/// units: decimal, k = 1000). Above 0, at most 10^15 bits per second.
+inline hutch::result<std::uint64_t> parse_tc_rate(std::string_view text) {
+  static const std::pair<const char*, double> units[] = {
+      {"tbit", 1e12}, {"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1},
+      {"tbps", 8e12}, {"gbps", 8e9}, {"mbps", 8e6}, {"kbps", 8e3}, {"bps", 8}};
+  std::string lower;
+  for (char c : text) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double scale = 1;
+  std::string_view number = lower;
+  for (const auto& [unit, factor] : units) {
+    if (number.size() > std::string_view(unit).size() && number.ends_with(unit)) {
+      number.remove_suffix(std::string_view(unit).size());
+      scale = factor;
+      break;
+    }
+  }
+  const auto value = parse_decimal(number);
+  const double bits = value ? *value * scale : 0;
+  if (!value || !(bits >= 1) || bits > 1e15) {
+    return hutch::invalid(std::string(text),
+                          "expected a rate above 0 as tc writes it, e.g. 8mbit, 500kbit, 1gbit");
+  }
+  return static_cast<std::uint64_t>(bits);
+}
+
+/// "NAME:IP" (docker's --add-host).
+inline hutch::result<std::pair<std::string, std::string>> parse_add_host(std::string_view spec) {
+  const auto colon = spec.find(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return hutch::invalid(std::string(spec), "expected NAME:IP, e.g. db:10.0.0.5");
+  }
+  const std::string name(spec.substr(0, colon)), ip(spec.substr(colon + 1));
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
+      return hutch::invalid(std::string(spec), "the name is letters, digits, '-', '.', '_'");
+    }
+  }
+  if (!plausible_ip(ip)) return hutch::invalid(std::string(spec), "not an IP address");
+  return std::pair{name, ip};
 }
 
 }  // namespace hutch_run
