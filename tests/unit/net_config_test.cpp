@@ -94,9 +94,15 @@ TEST(NetConfig, TheDefaultBridgeListUsesItsOwnSubnetAndStateDirectory) {
   EXPECT_EQ(bridge["bridge"], "hutch0");
   EXPECT_EQ(bridge["ipam"]["ranges"][0][0]["subnet"], "10.77.0.0/24");
   EXPECT_EQ(bridge["ipam"]["dataDir"], "/x/state/ipam");
-  std::vector<std::string> types;
-  for (const auto& p : list->list["plugins"]) types.push_back(p["type"]);
-  EXPECT_EQ(types, (std::vector<std::string>{"bridge", "portmap", "firewall", "bandwidth"}));
+  auto types = [](const hutch::net::NetworkList& l) {
+    std::vector<std::string> out;
+    for (const auto& p : l.list["plugins"]) out.push_back(p["type"]);
+    return out;
+  };
+  EXPECT_EQ(types(*list), (std::vector<std::string>{"bridge", "firewall"}));
+  auto full = Network::bridge().publish({"", 80, 80, {}}).bandwidth(1000, 0).network_list();
+  ASSERT_TRUE(full);
+  EXPECT_EQ(types(*full), (std::vector<std::string>{"bridge", "portmap", "firewall", "bandwidth"}));
 }
 
 TEST(NetConfig, ANamedNetworkIsLookedUpAndABadNameRefused) {

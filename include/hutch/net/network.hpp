@@ -71,7 +71,8 @@ class Network {
   static Network host() { return Network(Kind::host); }
   /// hutch's default bridge network "hutch": bridge hutch0, host-local addresses from
   /// 10.77.0.0/24 (clear of podman's 10.88/16 and 10.89.x/24 and Docker's 172.17-31/16), NAT
-  /// to the outside, published ports (portmap), firewall, bandwidth limits. Needs root.
+  /// to the outside, firewall; published ports (portmap) and bandwidth limits when asked for.
+  /// Needs root.
   static Network bridge() { return Network(Kind::bridge); }
   /// A CNI network: a name looked up in `config_dir` (/etc/cni/net.d by default), a path to
   /// a .conflist/.conf file, or the configuration list's JSON text itself.
@@ -228,19 +229,27 @@ class Network {
                            {"ranges", {{{{"subnet", subnet_}}}}},
                            {"routes", {{{"dst", "0.0.0.0/0"}}}},
                            {"dataDir", state_directory() + "/ipam"}};
-    nlohmann::json list = {
-        {"cniVersion", "1.0.0"},
-        {"name", "hutch"},
-        {"plugins",
-         {{{"type", "bridge"},
-           {"bridge", bridge_name_},
-           {"isGateway", true},
-           {"ipMasq", true},
-           {"hairpinMode", true},
-           {"ipam", std::move(ipam)}},
-          {{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}, {"snat", true}},
-          {{"type", "firewall"}},
-          {{"type", "bandwidth"}, {"capabilities", {{"bandwidth", true}}}}}}};
+    nlohmann::json list = {{"cniVersion", "1.0.0"},
+                           {"name", "hutch"},
+                           {"plugins",
+                            {{{"type", "bridge"},
+                              {"bridge", bridge_name_},
+                              {"isGateway", true},
+                              {"ipMasq", true},
+                              {"hairpinMode", true},
+                              {"ipam", std::move(ipam)}}}}};
+    // portmap and bandwidth only when there is something for them to do: each plugin is a
+    // program run at ADD and again at DEL (about 20 ms each here). The record keeps the list
+    // that ran, so DEL runs the same ones.
+    auto& plugins = list["plugins"];
+    if (!ports_.empty()) {
+      plugins.push_back(
+          {{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}, {"snat", true}});
+    }
+    plugins.push_back({{"type", "firewall"}});
+    if (ingress_ || egress_) {
+      plugins.push_back({{"type", "bandwidth"}, {"capabilities", {{"bandwidth", true}}}});
+    }
     return net::NetworkList{std::move(list), "hutch's default bridge network"};
   }
 
