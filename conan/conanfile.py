@@ -16,11 +16,11 @@ class HutchConan(ConanFile):
     settings = "os", "arch", "compiler", "build_type"
     # Optional modules, each a component with its own target: hutch::seccomp (libseccomp)
     # hutch::image (nlohmann_json, libarchive, OpenSSL), hutch::oci (nlohmann_json and
-    # hutch::seccomp) and hutch::gtest (GoogleTest, nlohmann_json).
+    # hutch::seccomp), hutch::net (nlohmann_json) and hutch::gtest (GoogleTest, nlohmann_json).
     options = {"with_seccomp": [True, False], "with_image": [True, False], "with_oci": [True, False],
-               "with_gtest": [True, False]}
+               "with_net": [True, False], "with_gtest": [True, False]}
     default_options = {"with_seccomp": True, "with_image": True, "with_oci": True,
-                       "with_gtest": False}
+                       "with_net": True, "with_gtest": False}
     no_copy_source = True
 
     def export_sources(self):
@@ -38,7 +38,8 @@ class HutchConan(ConanFile):
             self.requires("libseccomp/[>=2.5 <3]")
         if self.options.with_gtest:
             self.requires("gtest/[>=1.11 <2]", transitive_headers=True)
-        if self.options.with_image or self.options.with_oci or self.options.with_gtest:
+        if (self.options.with_image or self.options.with_oci or self.options.with_net
+                or self.options.with_gtest):
             self.requires("nlohmann_json/[>=3.10 <4]", transitive_headers=True)
         if self.options.with_image:
             self.requires("libarchive/[>=3.6 <4]", transitive_headers=True)
@@ -67,6 +68,7 @@ class HutchConan(ConanFile):
         tc.cache_variables["HUTCH_SECCOMP"] = "ON" if self.options.with_seccomp else "OFF"
         tc.cache_variables["HUTCH_IMAGE"] = "ON" if self.options.with_image else "OFF"
         tc.cache_variables["HUTCH_OCI"] = "ON" if self.options.with_oci else "OFF"
+        tc.cache_variables["HUTCH_NET"] = "ON" if self.options.with_net else "OFF"
         tc.cache_variables["HUTCH_GTEST"] = "ON" if self.options.with_gtest else "OFF"
         tc.generate()
         CMakeDeps(self).generate()
@@ -98,5 +100,7 @@ class HutchConan(ConanFile):
                                                 "libarchive::libarchive", "openssl::crypto"])
         if self.options.with_oci:
             component("oci", "hutch::oci", ["core", "seccomp", "nlohmann_json::nlohmann_json"])
+        if self.options.with_net:
+            component("net", "hutch::net", ["core", "nlohmann_json::nlohmann_json"])
         if self.options.with_gtest:
             component("gtest", "hutch::gtest", ["core", "gtest::gtest", "nlohmann_json::nlohmann_json"])

@@ -21,6 +21,10 @@ set(HUTCH_GTEST OFF)
 if("gtest" IN_LIST FEATURES)
   set(HUTCH_GTEST ON)
 endif()
+set(HUTCH_NET OFF)
+if("net" IN_LIST FEATURES)
+  set(HUTCH_NET ON)
+endif()
 set(HUTCH_OCI OFF)
 if("oci" IN_LIST FEATURES)
   set(HUTCH_OCI ON)
@@ -37,6 +41,7 @@ vcpkg_cmake_configure(
     -DHUTCH_SECCOMP=${HUTCH_SECCOMP}
     -DHUTCH_IMAGE=${HUTCH_IMAGE}
     -DHUTCH_OCI=${HUTCH_OCI}
+    -DHUTCH_NET=${HUTCH_NET}
     -DHUTCH_GTEST=${HUTCH_GTEST})
 vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(PACKAGE_NAME hutch CONFIG_PATH share/cmake/hutch)
