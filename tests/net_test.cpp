@@ -414,6 +414,15 @@ TEST(Net, FailuresAreClearAndLeaveNothing) {
         << refused.error().message();
     EXPECT_NE(refused.error().message().find("10.79.0.0/99"), std::string::npos)
         << refused.error().message();
+    // A version the plugin does not speak: its code (1), and the versions it has.
+    auto version =
+        bridged(scratch, "true", Network::cni(R"({"cniVersion":"9.9.9","name":"v","plugins":[
+                               {"type":"bridge","bridge":"hutch8","ipam":{}}]})"))
+            .spawn();
+    ASSERT_FALSE(version);
+    EXPECT_EQ(version.error().code.value(), 1) << version.error().message();
+    EXPECT_NE(version.error().message().find("1.0.0"), std::string::npos)
+        << version.error().message();
     // A port in use on the host.
     hutch::Fd taken(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};

@@ -1,6 +1,10 @@
 // hutch::net's pure logic: configuration lists, each plugin's configuration, the runtime
 // configuration for the capabilities, resolv.conf and hosts, a plugin's error.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <hutch/hutch.hpp>
 #include <hutch/net.hpp>
@@ -165,6 +169,43 @@ TEST(NetConfig, ThePluginIsAFileInCniPathNeverAPath) {
   EXPECT_TRUE(net::detail::find_plugin("sh", "/nonexistent:/bin"));
   EXPECT_FALSE(net::detail::find_plugin("sh", "relative/dir:"));
   EXPECT_FALSE(net::detail::find_plugin("no-such-plugin", "/bin:/usr/bin"));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(NetConfig, AnIncompatibleVersionNamesWhatThePluginSupports) {
+  // A stand-in plugin in a directory of its own: VERSION answers, ADD refuses the version.
+  char dir[] = "/tmp/hutch-cni-unit.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string plugin = std::string(dir) + "/old";
+  {
+    std::FILE* f = std::fopen(plugin.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(
+        "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = VERSION ]; then\n"
+        "  echo '{\"cniVersion\":\"0.4.0\",\"supportedVersions\":[\"0.3.1\",\"0.4.0\"]}'\n"
+        "  exit 0\nfi\necho '{\"code\":1,\"msg\":\"incompatible CNI versions\"}'\nexit 1\n",
+        f);
+    std::fclose(f);
+  }
+  ::chmod(plugin.c_str(), 0755);
+  auto list = net::parse_network_list(
+      R"({"cniVersion":"1.0.0","name":"n","plugins":[{"type":"old"}]})", "t");
+  ASSERT_TRUE(list);
+  net::Invocation how;
+  how.container_id = "unit";
+  how.cni_path = dir;
+  auto added = net::add(*list, how, nlohmann::json::object());
+  ASSERT_FALSE(added);
+  EXPECT_EQ(added.error().code.value(), 1);
+  EXPECT_NE(
+      added.error().message().find("the list asks for 1.0.0; the plugin supports 0.3.1, 0.4.0"),
+      std::string::npos)
+      << added.error().message();
+  ::unlink(plugin.c_str());
+  ::rmdir(dir);
 }
 
 }  // namespace

@@ -29,6 +29,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/ranges.h>
+
 #include "../error.hpp"
 #include "../fd.hpp"
 
@@ -319,8 +321,27 @@ inline result<int> run_captured(const std::vector<std::string>& args,
 
 }  // namespace detail
 
-/// Runs one plugin: CNI_COMMAND `command` with `config` on stdin. Gives its result (ADD), or
-/// null (DEL, CHECK); a failure comes back with the plugin's own code and message.
+inline result<nlohmann::json> invoke(const std::string& command, const nlohmann::json& config,
+                                     const Invocation& how);
+
+/// The CNI versions a plugin supports (CNI_COMMAND=VERSION).
+inline result<std::vector<std::string>> supported_versions(const std::string& type,
+                                                           const Invocation& how) {
+  HUTCH_TRY(const nlohmann::json answer,
+            invoke("VERSION", {{"cniVersion", "1.0.0"}, {"type", type}}, how));
+  std::vector<std::string> out;
+  if (answer.is_object() && answer.contains("supportedVersions") &&
+      answer["supportedVersions"].is_array()) {
+    for (const auto& v : answer["supportedVersions"]) {
+      if (v.is_string()) out.push_back(v.get<std::string>());
+    }
+  }
+  return out;
+}
+
+/// Runs one plugin: CNI_COMMAND `command` with `config` on stdin. Gives its result (ADD, and
+/// VERSION's answer), or null (DEL, CHECK); a failure comes back with the plugin's own code and
+/// message.
 inline result<nlohmann::json> invoke(const std::string& command, const nlohmann::json& config,
                                      const Invocation& how) {
   const std::string type = config.value("type", "");
@@ -348,8 +369,17 @@ inline result<nlohmann::json> invoke(const std::string& command, const nlohmann:
       return make_error(step, EPIPE, type,
                         fmt::format("the plugin was killed by signal {}", WTERMSIG(status)));
     }
-    return detail::plugin_error(step, type, body.is_discarded() ? nlohmann::json() : body, err);
+    Error e = detail::plugin_error(step, type, body.is_discarded() ? nlohmann::json() : body, err);
+    if (e.code.value() == 1 && command != "VERSION" &&
+        e.note.find("support") == std::string::npos) {  // incompatible: say what it has
+      if (auto versions = supported_versions(type, how); versions && !versions->empty()) {
+        e.note += fmt::format(" (the list asks for {}; the plugin supports {})",
+                              config.value("cniVersion", "?"), fmt::join(*versions, ", "));
+      }
+    }
+    return e;
   }
+  if (command == "VERSION") return body.is_discarded() ? nlohmann::json() : body;
   if (command != "ADD") return nlohmann::json();
   if (body.is_discarded() || !body.is_object()) {
     return make_error(step, EPROTO, type, "the plugin's result is not a JSON object");
