@@ -31,6 +31,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       __builtin_trap();  // zero would mean no limit: never accepted
     }
   }
+  if (auto port = hutch_run::parse_publish(text);
+      port && (port->host_port == 0 || port->container_port == 0)) {
+    __builtin_trap();  // port 0 is never published
+  }
+  if (auto rate = hutch_run::parse_tc_rate(text); rate && *rate == 0) __builtin_trap();
+  (void)hutch_run::parse_add_host(text);
   (void)hutch::resolve_user({}, std::string(text));
   return 0;
 }
