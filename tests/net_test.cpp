@@ -96,19 +96,28 @@ void in_fake_host(const std::function<void(const std::string& scratch)>& body) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the fake host failed";
 }
 
-/// Connects to ip:port (retrying while the container starts its server) and reads to EOF.
-std::string fetch(const std::string& ip, int port, const std::string& send = "") {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
+/// A TCP connection to ip:port, retried until `deadline` while the container starts its
+/// server; empty if there is none by then.
+hutch::Fd connect_to(const std::string& ip, int port,
+                     std::chrono::steady_clock::time_point deadline) {
   while (std::chrono::steady_clock::now() < deadline) {
     hutch::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<std::uint16_t>(port));
     ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      std::this_thread::sleep_for(50ms);
-      continue;
-    }
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+    std::this_thread::sleep_for(50ms);
+  }
+  return hutch::Fd();
+}
+
+/// Connects to ip:port (retrying while the container starts its server) and reads to EOF.
+std::string fetch(const std::string& ip, int port, const std::string& send = "") {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    hutch::Fd fd = connect_to(ip, port, deadline);
+    if (!fd) break;
     if (!send.empty()) (void)!::write(fd.get(), send.data(), send.size());
     ::shutdown(fd.get(), SHUT_WR);
     std::string out;
@@ -243,62 +252,40 @@ TEST(Net, TwoContainersReachEachOther) {
 /// Seconds to move `bytes` from a server in the container (`nc -l` on `port`) to the host:
 /// from the first byte to the last.
 double seconds_to_receive(const std::string& ip, int port, std::size_t bytes) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    hutch::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      std::this_thread::sleep_for(50ms);
-      continue;
-    }
-    std::size_t got = 0;
-    std::chrono::steady_clock::time_point first;
-    static char buffer[1 << 16];
-    while (got < bytes) {
-      const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-      if (n <= 0) break;
-      if (got == 0) first = std::chrono::steady_clock::now();
-      got += static_cast<std::size_t>(n);
-    }
-    if (got < bytes) return -1;
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - first).count();
+  hutch::Fd fd = connect_to(ip, port, std::chrono::steady_clock::now() + 10s);
+  if (!fd) return -1;
+  std::size_t got = 0;
+  std::chrono::steady_clock::time_point first;
+  static char buffer[1 << 16];
+  while (got < bytes) {
+    const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n <= 0) break;
+    if (got == 0) first = std::chrono::steady_clock::now();
+    got += static_cast<std::size_t>(n);
   }
-  return -1;
+  if (got < bytes) return -1;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - first).count();
 }
 
 /// Seconds to send `bytes` from the host to a sink in the container (`nc -l` on `port`),
 /// until it has read them all and closed.
 double seconds_to_send(const std::string& ip, int port, std::size_t bytes) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    hutch::Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      std::this_thread::sleep_for(50ms);
-      continue;
-    }
-    static const std::string chunk(1 << 16, 'x');
-    const auto start = std::chrono::steady_clock::now();
-    std::size_t sent = 0;
-    while (sent < bytes) {
-      const ssize_t n =
-          ::send(fd.get(), chunk.data(), std::min(chunk.size(), bytes - sent), MSG_NOSIGNAL);
-      if (n <= 0) return -1;
-      sent += static_cast<std::size_t>(n);
-    }
-    ::shutdown(fd.get(), SHUT_WR);
-    char c;
-    while (::read(fd.get(), &c, 1) > 0) {
-    }
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  hutch::Fd fd = connect_to(ip, port, std::chrono::steady_clock::now() + 10s);
+  if (!fd) return -1;
+  static const std::string chunk(1 << 16, 'x');
+  const auto start = std::chrono::steady_clock::now();
+  std::size_t sent = 0;
+  while (sent < bytes) {
+    const ssize_t n =
+        ::send(fd.get(), chunk.data(), std::min(chunk.size(), bytes - sent), MSG_NOSIGNAL);
+    if (n <= 0) return -1;
+    sent += static_cast<std::size_t>(n);
   }
-  return -1;
+  ::shutdown(fd.get(), SHUT_WR);
+  char c;
+  while (::read(fd.get(), &c, 1) > 0) {
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 TEST(Net, ABandwidthLimitHoldsEachWay) {
