@@ -170,6 +170,35 @@ void expect_clean(const std::string& scratch, const std::string& container_ip) {
   EXPECT_EQ(sh("grep -c " + scratch + " /proc/self/mountinfo"), "0\n") << "a mount left";
 }
 
+/// Another host: a forked process that spawns a container with `spawn` (which gives "IP PID"
+/// of it), says so, then waits to be killed (`stays`) or exits.
+struct OtherHost {
+  pid_t pid = -1;
+  std::string ip;
+  pid_t container = -1;
+};
+OtherHost other_host(const std::function<std::string()>& spawn, bool stays) {
+  int ready[2];
+  if (::pipe(ready) != 0) return {};
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(ready[0]);
+    const std::string said = spawn();
+    (void)!::write(ready[1], said.data(), said.size());
+    ::close(ready[1]);
+    if (stays) ::pause();
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char buffer[64] = {};
+  const ssize_t n = ::read(ready[0], buffer, sizeof buffer - 1);
+  ::close(ready[0]);
+  const std::string said(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
+  const auto space = said.find(' ');
+  if (space == std::string::npos) return {pid, said, -1};
+  return {pid, said.substr(0, space), static_cast<pid_t>(std::atol(said.c_str() + space + 1))};
+}
+
 TEST(Net, ABridgedContainerHasItsAddressReachesItsGatewayAndKnowsItsName) {
   HUTCH_REQUIRE_CNI();
   in_fake_host([](const std::string& scratch) {
@@ -327,36 +356,25 @@ TEST(Net, AHostKilledMidRunLeavesNothingAfterTheNextRun) {
   HUTCH_REQUIRE_CNI();
   in_fake_host([](const std::string& scratch) {
     const HostState before = host_state(scratch);
-    int ready[2];
-    ASSERT_EQ(::pipe(ready), 0);
-    const pid_t host = ::fork();
-    ASSERT_GE(host, 0);
-    if (host == 0) {
-      ::close(ready[0]);
-      auto child = bridged(scratch, "sleep 60",
-                           Network::bridge()
-                               .publish({"127.0.0.1", 18090, 80, {}})
-                               .bandwidth(8'000'000, 8'000'000))
-                       .spawn();
-      const std::string ip =
-          child ? fmt::format("{} {}", child->network().ip(), child->pid()) : "failed";
-      (void)!::write(ready[1], ip.data(), ip.size());
-      ::close(ready[1]);
-      ::pause();
-      ::_exit(0);
-    }
-    ::close(ready[1]);
-    char buffer[64] = {};
-    const ssize_t n = ::read(ready[0], buffer, sizeof buffer - 1);
-    ::close(ready[0]);
-    const std::string said(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
-    const std::string dead_ip = said.substr(0, said.find(' '));
-    const std::string container_pid = said.substr(said.find(' ') + 1);
+    const OtherHost host = other_host(
+        [&] {
+          auto child = bridged(scratch, "sleep 60",
+                               Network::bridge()
+                                   .publish({"127.0.0.1", 18090, 80, {}})
+                                   .bandwidth(8'000'000, 8'000'000))
+                           .spawn();
+          return child ? fmt::format("{} {}", child->network().ip(), child->pid())
+                       : std::string("failed");
+        },
+        true);
+    ASSERT_GT(host.pid, 0);
+    const std::string dead_ip = host.ip;
+    const std::string container_pid = std::to_string(host.container);
     ASSERT_EQ(dead_ip.rfind("10.77.0.", 0), 0u) << dead_ip;
     const HostState attached = host_state(scratch);
     EXPECT_NE(attached.rules.find(dead_ip), std::string::npos) << "the rules were not made";
-    ::kill(host, SIGKILL);
-    ::waitpid(host, nullptr, 0);
+    ::kill(host.pid, SIGKILL);
+    ::waitpid(host.pid, nullptr, 0);
     // Its container died with it (die_with_parent); the machine's init reaps it.
     for (int i = 0; i < 100 && sh("ps -o stat= -p " + container_pid).find_first_not_of("Z\n ") !=
                                    std::string::npos;
@@ -464,29 +482,20 @@ TEST(Net, ALiveDetachedContainersNetworkIsNotReclaimed) {
   HUTCH_REQUIRE_CNI();
   in_fake_host([](const std::string& scratch) {
     // A host that detaches its container and exits: the container keeps its network.
-    int ready[2];
-    ASSERT_EQ(::pipe(ready), 0);
-    const pid_t host = ::fork();
-    ASSERT_GE(host, 0);
-    if (host == 0) {
-      ::close(ready[0]);
-      auto child = bridged(scratch, "exec nc -l -p 7000 -e echo still-here", Network::bridge())
-                       .die_with_parent(false)
-                       .spawn();
-      const std::string said =
-          child ? fmt::format("{} {}", child->network().ip(), child->detach()) : "failed";
-      (void)!::write(ready[1], said.data(), said.size());
-      ::_exit(0);
-    }
-    ::close(ready[1]);
-    char buffer[64] = {};
-    const ssize_t n = ::read(ready[0], buffer, sizeof buffer - 1);
-    ::close(ready[0]);
-    ::waitpid(host, nullptr, 0);
-    const std::string said(buffer, n > 0 ? static_cast<std::size_t>(n) : 0);
-    const std::string ip = said.substr(0, said.find(' '));
-    const pid_t container = static_cast<pid_t>(std::atol(said.substr(said.find(' ') + 1).c_str()));
-    ASSERT_GT(container, 0) << said;
+    const OtherHost host = other_host(
+        [&] {
+          auto child = bridged(scratch, "exec nc -l -p 7000 -e echo still-here", Network::bridge())
+                           .die_with_parent(false)
+                           .spawn();
+          return child ? fmt::format("{} {}", child->network().ip(), child->detach())
+                       : std::string("failed");
+        },
+        false);
+    ASSERT_GT(host.pid, 0);
+    ::waitpid(host.pid, nullptr, 0);
+    const std::string ip = host.ip;
+    const pid_t container = host.container;
+    ASSERT_GT(container, 0) << ip;
     // Another spawn reclaims dead hosts' attachments, but not this one: it still answers.
     {
       auto next = bridged(scratch, "true", Network::bridge()).run();

@@ -365,16 +365,22 @@ inline bool record_container_runs(const nlohmann::json& record) {
   return process_runs(record["pid"].get<long>(), record["start"].get<std::uint64_t>());
 }
 
+/// How a record's plugins are run: its container id, interface and CNI_PATH, in `netns`.
+inline Invocation invocation_of(const nlohmann::json& record, std::string netns) {
+  Invocation how;
+  how.container_id = record.value("container_id", "");
+  how.ifname = record.value("ifname", "eth0");
+  how.cni_path = record.value("cni_path", how.cni_path);
+  how.netns = std::move(netns);
+  return how;
+}
+
 /// Undoes what a record says was attached (the DEL chain; CNI_NETNS as given).
 inline result<void> undo_record(const nlohmann::json& record, const std::string& netns) {
   if (!record.contains("list")) return success();
   auto list = parse_network_list(record["list"].dump(), "record.json");
   if (!list) return list.error();
-  Invocation how;
-  how.container_id = record.value("container_id", "");
-  how.ifname = record.value("ifname", "eth0");
-  how.cni_path = record.value("cni_path", how.cni_path);
-  how.netns = netns;
+  const Invocation how = invocation_of(record, netns);
   const nlohmann::json runtime = record.value("runtimeConfig", nlohmann::json::object());
   const nlohmann::json result = record.value("result", nlohmann::json());
   return del(*list, how, runtime, result, list->list["plugins"].size());
@@ -475,12 +481,8 @@ class NetworkAttachment final : public Attachment {
     HUTCH_TRYV(detail::bind_netns(target.netns_fd, netns_path()));
     HUTCH_TRYV(detail::write_record(dir_, record_));  // before ADD: a crash mid-way is undone
     recorded_ = true;
-    Invocation how;
-    how.container_id = container_id();
-    how.netns = netns_path();
-    how.ifname = network_.ifname();
-    how.cni_path = network_.cni_path_list();
-    HUTCH_TRY(nlohmann::json added, add(*list_, how, record_["runtimeConfig"]));
+    HUTCH_TRY(nlohmann::json added,
+              add(*list_, detail::invocation_of(record_, netns_path()), record_["runtimeConfig"]));
     record_["result"] = added;
     HUTCH_TRYV(detail::write_record(dir_, record_));
     info_ = info_of(added);
