@@ -450,6 +450,38 @@ TEST(Net, FailuresAreClearAndLeaveNothing) {
   });
 }
 
+/// CHECK: each plugin is asked whether the container's network is as ADD left it. Once the
+/// container's veth has left the bridge (taken off it on the host), the bridge plugin says so.
+/// (Not a deleted veth: the bridge plugin's DEL finds the addresses whose NAT rules it removes
+/// on the container's interface, so it would leave those behind; containernetworking/plugins
+/// #810.)
+TEST(Net, CheckSaysWhenTheNetworkIsNoLongerAsAttached) {
+  HUTCH_REQUIRE_CNI();
+  in_fake_host([](const std::string& scratch) {
+    std::string ip;
+    {
+      auto child = bridged(scratch, "exec sleep 30", Network::bridge()).spawn();
+      ASSERT_TRUE(child) << child.error().message();
+      ip = child->network().ip();
+      auto fine = child->check_network();
+      EXPECT_TRUE(fine) << fine.error().message();
+      const std::string veth =
+          sh("ip -o link show type veth | cut -d: -f2 | cut -d@ -f1 | tr -d ' \\n'");
+      ASSERT_NE(veth, "");
+      ASSERT_EQ(::system(("ip link set " + veth + " nomaster").c_str()), 0);
+      auto broken = child->check_network();
+      ASSERT_FALSE(broken);
+      EXPECT_EQ(broken.error().step, hutch::net_step::check);
+      EXPECT_NE(broken.error().message().find("bridge"), std::string::npos)
+          << broken.error().message();
+      ASSERT_TRUE(child->kill(SIGKILL));
+      (void)child->wait();
+    }
+    hutch::settle();
+    expect_clean(scratch, ip);
+  });
+}
+
 TEST(Net, ACreatedContainerIsAttachedBeforeItStarts) {
   HUTCH_REQUIRE_CNI();
   in_fake_host([](const std::string& scratch) {
@@ -614,6 +646,8 @@ TEST(NetPasta, ARootlessContainersPublishedPortWorks) {
       ASSERT_TRUE(child) << child.error().message();
       ip = child->network().ip();
       EXPECT_EQ(ip, "192.0.2.10");
+      auto running = child->check_network();  // pasta runs
+      EXPECT_TRUE(running) << running.error().message();
       const std::string got = fetch("127.0.0.1", 18180);
       EXPECT_NE(got.find("inet 192.0.2.10/24"), std::string::npos) << got;
     }

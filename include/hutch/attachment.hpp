@@ -64,6 +64,9 @@ class Attachment {
   virtual result<void> attach(const AttachTarget& target) = 0;
   /// After attach(): what the container got.
   virtual NetworkInfo info() const { return {}; }
+  /// Whether what attach() set up is still there and as it was (CNI CHECK). Host side, any
+  /// time after attach() while the container runs.
+  virtual result<void> check() const { return success(); }
   /// The container started as `pid` (its host pid, for a later recovery to check).
   virtual void started(pid_t /*pid*/) {}
   /// The container outlives its handle (Child::detach): what was attached stays, and is

@@ -132,6 +132,13 @@ class Child {
   /// The container's network as its Attacher set it up (Container::network): its addresses.
   /// Empty without one.
   const NetworkInfo& network() const noexcept { return network_; }
+  /// Asks the Attacher whether the container's network is still as it was attached (for CNI
+  /// networks: each plugin's CHECK); the first difference found comes back as the error.
+  /// Succeeds without an Attacher, and after detach().
+  result<void> check_network() const {
+    if (!attachment_) return success();
+    return attachment_->check();
+  }
   void set_attachment(std::unique_ptr<Attachment> attachment, pid_t pid) {
     network_ = attachment->info();
     attachment->started(pid);

@@ -208,4 +208,65 @@ TEST(NetConfig, AnIncompatibleVersionNamesWhatThePluginSupports) {
   ::rmdir(dir);
 }
 
+/// CHECK runs each plugin in ADD's order with the stored ADD result as prevResult, says which
+/// plugin found a difference, and is skipped where the spec has none (before 0.4.0) or the list
+/// turns it off.
+TEST(NetConfig, CheckAsksEachPluginInOrderWithTheAddResult) {
+  char dir[] = "/tmp/hutch-cni-unit.XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string d = dir;
+  for (const char* name : {"first", "second"}) {
+    std::FILE* f = std::fopen((d + "/" + name).c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    // Logs command, name and config; the second fails CHECK when told to by its config.
+    std::fprintf(f,
+                 "#!/bin/sh\nconf=$(cat)\necho \"$CNI_COMMAND %s $conf\" >>%s/log\n"
+                 "case \"$conf\" in *'\"fail\":true'*) "
+                 "echo '{\"code\":7,\"msg\":\"veth is gone\"}'; exit 1;; esac\n",
+                 name, dir);
+    std::fclose(f);
+    ::chmod((d + "/" + name).c_str(), 0755);
+  }
+  net::Invocation how;
+  how.container_id = "unit";
+  how.cni_path = d;
+  const nlohmann::json added = {{"cniVersion", "1.0.0"}, {"ips", {{{"address", "10.0.0.2/24"}}}}};
+  auto list = net::parse_network_list(
+      R"({"cniVersion":"1.0.0","name":"n","plugins":[{"type":"first"},{"type":"second"}]})", "t");
+  ASSERT_TRUE(list);
+  ASSERT_TRUE(net::check(*list, how, nlohmann::json::object(), added));
+  const std::string log = hutch::net::read_small_file(d + "/log");
+  const auto first = log.find("CHECK first"), second = log.find("CHECK second");
+  ASSERT_NE(first, std::string::npos) << log;
+  ASSERT_NE(second, std::string::npos) << log;
+  EXPECT_LT(first, second);
+  EXPECT_NE(log.find("\"prevResult\":{\"cniVersion\":\"1.0.0\",\"ips\""), std::string::npos) << log;
+
+  auto failing = net::parse_network_list(
+      R"({"cniVersion":"1.0.0","name":"n","plugins":[{"type":"first"},{"type":"second","fail":true}]})",
+      "t");
+  ASSERT_TRUE(failing);
+  auto checked = net::check(*failing, how, nlohmann::json::object(), added);
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().step, hutch::net_step::check);
+  EXPECT_EQ(checked.error().code.value(), 7);
+  EXPECT_NE(checked.error().message().find("veth is gone"), std::string::npos)
+      << checked.error().message();
+  EXPECT_NE(checked.error().message().find("second"), std::string::npos);
+
+  ::unlink((d + "/log").c_str());
+  for (
+      const char* text :
+      {R"({"cniVersion":"0.3.1","name":"n","plugins":[{"type":"second","fail":true}]})",
+       R"({"cniVersion":"1.0.0","name":"n","disableCheck":true,"plugins":[{"type":"second","fail":true}]})"}) {
+    auto skipped = net::parse_network_list(text, "t");
+    ASSERT_TRUE(skipped);
+    EXPECT_FALSE(net::checkable(*skipped)) << text;
+    EXPECT_TRUE(net::check(*skipped, how, nlohmann::json::object(), added)) << text;
+  }
+  EXPECT_EQ(::access((d + "/log").c_str(), F_OK), -1) << "a plugin ran";
+  for (const char* name : {"first", "second"}) ::unlink((d + "/" + name).c_str());
+  ::rmdir(dir);
+}
+
 }  // namespace

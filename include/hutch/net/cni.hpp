@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -41,6 +42,7 @@ namespace hutch {
   X(config, "network", "read network config")      \
   X(add, "network", "attach (CNI ADD)")            \
   X(del, "network", "detach (CNI DEL)")            \
+  X(check, "network", "check (CNI CHECK)")         \
   X(prepare, "network", "prepare container files") \
   X(publish, "network", "reserve published port")  \
   X(pasta, "network", "start pasta")
@@ -345,7 +347,9 @@ inline result<std::vector<std::string>> supported_versions(const std::string& ty
 inline result<nlohmann::json> invoke(const std::string& command, const nlohmann::json& config,
                                      const Invocation& how) {
   const std::string type = config.value("type", "");
-  const Step step = command == "DEL" ? net_step::del : net_step::add;
+  const Step step = command == "DEL"     ? net_step::del
+                    : command == "CHECK" ? net_step::check
+                                         : net_step::add;
   const auto exe = detail::find_plugin(type, how.cni_path);
   if (!exe) {
     return make_error(step, ENOENT, type,
@@ -421,6 +425,29 @@ inline result<void> del(const NetworkList& list, const Invocation& how,
     if (!done && !first) first = done.error();
   }
   if (first) return *first;
+  return success();
+}
+
+/// Whether CHECK applies to `list`: the spec has it from 0.4.0 on, and a list may turn it off
+/// ("disableCheck").
+inline bool checkable(const NetworkList& list) {
+  if (list.list.value("disableCheck", false)) return false;
+  const std::string v = list.version();
+  int major = 0, minor = 0;
+  if (std::sscanf(v.c_str(), "%d.%d", &major, &minor) != 2) return false;
+  return major > 0 || minor >= 4;
+}
+
+/// CHECK for every plugin of `list`, in ADD's order, each with the stored ADD result as
+/// prevResult: whether the container's network is still as ADD left it. The first plugin
+/// that says it is not gives its error.
+inline result<void> check(const NetworkList& list, const Invocation& how,
+                          const nlohmann::json& runtime_config, const nlohmann::json& add_result) {
+  if (!checkable(list)) return success();
+  const std::size_t n = list.list["plugins"].size();
+  for (std::size_t i = 0; i < n; ++i) {
+    HUTCH_TRYV(invoke("CHECK", plugin_config(list, i, add_result, runtime_config), how));
+  }
   return success();
 }
 

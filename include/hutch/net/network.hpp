@@ -493,6 +493,18 @@ class NetworkAttachment final : public Attachment {
 
   NetworkInfo info() const override { return info_; }
 
+  /// CNI: each plugin's CHECK against the stored ADD result. pasta: that it still runs.
+  result<void> check() const override {
+    if (network_.kind() == Network::Kind::pasta) {
+      if (pasta_pid_ > 0 && pasta_running(record_)) return success();
+      return make_error(net_step::check, ESRCH, fmt::format("pasta (pid {})", pasta_pid_),
+                        "pasta has exited: the container has lost its network");
+    }
+    if (!list_ || !record_.contains("result")) return success();
+    return net::check(*list_, detail::invocation_of(record_, netns_path()),
+                      record_["runtimeConfig"], record_["result"]);
+  }
+
   void keep() noexcept override {
     kept_ = true;  // the record stays; a later reclaim undoes it once the container is gone
     ports_.clear();

@@ -156,6 +156,19 @@ inline result<PastaStarted> start_pasta(const AttachTarget& target, const Ports&
   return started;
 }
 
+/// Whether the pasta a record names still runs (the same process, not exited).
+inline bool pasta_running(const nlohmann::json& record) {
+  if (!record.contains("pasta_pid") || !record.contains("pasta_start")) return false;
+  const long pid = record["pasta_pid"].get<long>();
+  if (pid <= 0 || hutch::detail::start_time(pid) != record["pasta_start"].get<std::uint64_t>()) {
+    return false;
+  }
+  const std::string stat = read_small_file(fmt::format("/proc/{}/stat", pid));
+  const auto paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z' &&
+         stat[paren + 2] != 'X';
+}
+
 /// Stops the pasta a record names, if it is still that process.
 inline void stop_pasta(const nlohmann::json& record) {
   if (!record.contains("pasta_pid") || !record.contains("pasta_start")) return;
