@@ -10,7 +10,7 @@ mkdir -p "$out"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
-for target in image_documents layer_unpack run_args oci_config registry_reference; do
+for target in image_documents layer_unpack run_args oci_config registry_inputs; do
   cp -r "$here/corpus/$target" "$work/$target"
   cp "$here/regressions/$target"/* "$work/$target/" 2>/dev/null || true
   log=$work/$target.log

@@ -138,8 +138,9 @@ inline result<PastaStarted> start_pasta(const AttachTarget& target, const Ports&
   }
   std::string out, err;
   HUTCH_TRY(const int status,
-            detail::run_captured(args, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, "",
-                                 std::chrono::milliseconds(30000), net_step::pasta, out, err, fds));
+            hutch::detail::run_captured(args, {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, "",
+                                        std::chrono::milliseconds(30000), net_step::pasta, out, err,
+                                        fds));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::string why = err.empty() ? out : err;
     while (!why.empty() && why.back() == '\n') why.pop_back();

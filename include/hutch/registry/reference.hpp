@@ -12,11 +12,7 @@
 #include <fmt/format.h>
 
 #include "../error.hpp"
-
-namespace hutch {
-#define HUTCH_REGISTRY_STEPS(X) X(reference, "registry", "parse image reference")
-HUTCH_MODULE_STEPS(registry, 3, HUTCH_REGISTRY_STEPS)
-}  // namespace hutch
+#include "steps.hpp"
 
 namespace hutch::registry {
 

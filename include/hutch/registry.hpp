@@ -1,0 +1,10 @@
+// hutch — registries: image references as docker reads them, what a registry's
+// authentication challenges ask for, and the credentials users keep for it (the containers
+// auth.json, docker's config.json and its credential helpers).
+//
+// The optional `hutch::registry` module: link the `hutch::registry` CMake target (it brings
+// nlohmann/json).
+#pragma once
+
+#include "registry/auth.hpp"       // IWYU pragma: export
+#include "registry/reference.hpp"  // IWYU pragma: export
