@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "bench-results")
-# The latency rows, the throughput rows and the threaded-host rows, each from a process of
+# The latency rows, the throughput rows, the threaded-host rows and the Pool rows, each from a process of
 # its own (bench/run-all); run names do not overlap.
 results = []
-for name in ("spawn", "throughput", "threaded"):
+for name in ("spawn", "throughput", "threaded", "pool"):
     path = out / f"{name}.json"
     if path.exists():
         results += json.loads(path.read_text())["benchmarks"]
@@ -120,6 +120,23 @@ for threads in (1, 2, 8):
                "items_per_second")
     lines.append(f"| {threads} | {f:.0f} | {c:.0f} |")
 lines.append("")
+
+# hutch::Pool (a process of its own: its pool thread stays), against fork + exec of the
+# latency and throughput rows.
+if median("pool/full/glibc/real_time") is not None:
+    lines.append("| hutch::Pool, static glibc `true` | latency | ratio to fork + exec |")
+    lines.append("|---|---:|---:|")
+    for level in ("full", "full+net"):
+        g = median(f"pool/{level}/glibc/real_time")
+        lines.append(f"| take + start + wait, {level} | {g:.0f} µs | {g / fork['glibc']:.2f}x |")
+    lines.append("")
+    lines.append("| spawning threads | fork + exec per second | Pool, full isolation, per second |")
+    lines.append("|---|---:|---:|")
+    for threads in (1, 2, 8):
+        f = median(f"throughput/fork_exec/glibc/0/real_time/threads:{threads}", "items_per_second")
+        c = median(f"pool_throughput/full/glibc/real_time/threads:{threads}", "items_per_second")
+        lines.append(f"| {threads} | {f:.0f} | {c:.0f} |")
+    lines.append("")
 
 peers_file = out / "peers.json"
 if peers_file.exists():

@@ -21,6 +21,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -221,6 +224,44 @@ void created(benchmark::State& state, const Level& level, const Payload& p) {
   state.SetItemsProcessed(state.iterations());
 }
 
+/// hutch::Pool, one per level and payload, of `pool_size` kept full on hutch's pool thread;
+/// a row's threads share it. Made at first use, kept to the end of the process (the pool
+/// thread then lives in it: bench/run-all runs these rows in a process of their own).
+constexpr std::size_t pool_size = 4;
+hutch::Pool& pool_for(const Level& level, const Payload& p) {
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<hutch::Pool>> pools;
+  std::lock_guard lock(mutex);
+  auto& slot = pools[level.name + "/" + p.name];
+  if (!slot) slot = std::make_unique<hutch::Pool>(level.container(p), pool_size);
+  return *slot;
+}
+
+/// Pool::spawn + wait with a spare ready (the pool is let fill between runs, not timed): what
+/// a host with hot spares waits for. `sustained`: no pause, so the rate is also bounded by
+/// how fast the pool thread makes containers (the throughput rows).
+void pooled(benchmark::State& state, const Level& level, const Payload& p, bool sustained) {
+  hutch::Pool& pool = pool_for(level, p);
+  if (auto filled = pool.fill(); !filled) {
+    state.SkipWithError(filled.error().message().c_str());
+    return;
+  }
+  for (auto _ : state) {
+    if (!sustained) {
+      state.PauseTiming();
+      (void)pool.fill();
+      state.ResumeTiming();
+    }
+    auto child = pool.spawn();
+    auto status = child ? child->wait() : hutch::result<hutch::ExitStatus>(child.error());
+    if (!status || !status->success()) {
+      state.SkipWithError(status ? "payload failed" : status.error().message().c_str());
+      break;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -254,6 +295,17 @@ int main(int argc, char** argv) {
     time(benchmark::RegisterBenchmark("throughput/container/full/glibc", container,
                                       full_isolation(), glibc))
         ->Arg(0)
+        ->Threads(threads);
+  }
+  // hutch::Pool: take + start + wait, and sustained throughput by spawning threads (their
+  // own process in bench/run-all: the pool thread stays).
+  for (const Level& level : {full_isolation(), levels().back()}) {
+    time(benchmark::RegisterBenchmark(("pool/" + level.name + "/glibc").c_str(), pooled, level,
+                                      glibc, false));
+  }
+  for (int threads : {1, 2, 8}) {
+    time(benchmark::RegisterBenchmark("pool_throughput/full/glibc", pooled, full_isolation(), glibc,
+                                      true))
         ->Threads(threads);
   }
   // From a process that has run threads (their own process in bench/run-all).

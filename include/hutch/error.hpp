@@ -106,7 +106,9 @@
   X(cgroup_read, "cgroup", "read", false)                                        \
   X(cgroup_freeze, "cgroup", "freeze", false)                                    \
   X(cgroup_kill, "cgroup", "kill", false)                                        \
-  X(cgroup_remove, "cgroup", "remove", false)
+  X(cgroup_remove, "cgroup", "remove", false)                                    \
+  /* Pool. */                                                                    \
+  X(pool_fill, "pool", "fill", false)
 
 namespace hutch {
 

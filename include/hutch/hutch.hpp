@@ -8,6 +8,7 @@
 #include "error.hpp"       // IWYU pragma: export
 #include "fd.hpp"          // IWYU pragma: export
 #include "namespaces.hpp"  // IWYU pragma: export
+#include "pool.hpp"        // IWYU pragma: export
 #include "process.hpp"     // IWYU pragma: export
 #include "rootfs.hpp"      // IWYU pragma: export
 #include "security.hpp"    // IWYU pragma: export

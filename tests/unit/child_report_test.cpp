@@ -81,7 +81,7 @@ TEST(ChildReport, IdentityAndPrivilegeStepsSayWhatToDo) {
 }
 
 TEST(Errors, EveryCoreStepHasADescription) {
-  for (std::uint16_t i = 0; i <= static_cast<std::uint16_t>(Step::cgroup_remove); ++i) {
+  for (std::uint16_t i = 0; i <= static_cast<std::uint16_t>(Step::pool_fill); ++i) {
     const auto info = hutch::detail::step_info(static_cast<Step>(i));
     EXPECT_NE(info.name, "unknown step") << i;
     EXPECT_FALSE(info.operation.empty()) << i;
