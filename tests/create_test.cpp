@@ -15,10 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Container in_busybox(std::vector<std::string> command) {
-  return Container{}.command(std::move(command)).rootfs(RootFs::directory(busybox).overlay());
-}
-
 /// Whether `fd` has something to read (or end of file) within `ms` milliseconds.
 bool readable(int fd, int ms) {
   pollfd p{fd, POLLIN, 0};
@@ -34,7 +30,7 @@ bool alive(pid_t pid) {
 // The command runs at start(), not before, in the container create() set up.
 TEST(Create, TheCommandRunsAtStartInTheContainerCreateMade) {
   LeakCheck leaks;
-  auto created = in_busybox({"sh", "-c", "echo pid $$; hostname; cat /etc/marker; cat"})
+  auto created = busybox_container({"sh", "-c", "echo pid $$; hostname; cat /etc/marker; cat"})
                      .hostname("made-ahead")
                      .std_in(hutch::Stdio::piped())
                      .std_out(hutch::Stdio::piped())
@@ -57,10 +53,10 @@ TEST(Create, TheCommandRunsAtStartInTheContainerCreateMade) {
 // Spawns and runs go on while a created container waits; it starts afterwards.
 TEST(Create, AWaitingContainerHoldsNothingUp) {
   LeakCheck leaks;
-  auto created = in_busybox({"true"}).create();
+  auto created = busybox_container({"true"}).create();
   ASSERT_TRUE(created) << created.error().message();
-  EXPECT_EQ(run_ok(in_busybox({"echo", "meanwhile"})), "meanwhile\n");
-  auto second = in_busybox({"echo", "second"}).std_out(hutch::Stdio::piped()).create();
+  EXPECT_EQ(run_ok(busybox_container({"echo", "meanwhile"})), "meanwhile\n");
+  auto second = busybox_container({"echo", "second"}).std_out(hutch::Stdio::piped()).create();
   ASSERT_TRUE(second) << second.error().message();
   auto child = created->start();
   ASSERT_TRUE(child) << child.error().message();
@@ -77,7 +73,7 @@ TEST(Create, AWaitingContainerHoldsNothingUp) {
 // A failed setup step is create()'s error, and nothing is left.
 TEST(Create, SetupFailuresComeFromCreateAndLeaveNothing) {
   LeakCheck leaks;
-  auto created = in_busybox({"true"}).cwd("/no/such/dir").create();
+  auto created = busybox_container({"true"}).cwd("/no/such/dir").create();
   ASSERT_FALSE(created);
   EXPECT_EQ(created.error().step, Step::chdir) << created.error().message();
   EXPECT_EQ(created.error().errno_value(), ENOENT);
@@ -87,7 +83,7 @@ TEST(Create, SetupFailuresComeFromCreateAndLeaveNothing) {
 TEST(Create, ExecFailuresComeFromStartAndItStartsOnce) {
   LeakCheck leaks;
   // A command that is not there fails at once (as `runc create` fails).
-  auto missing = in_busybox({"/no/such/command"}).create();
+  auto missing = busybox_container({"/no/such/command"}).create();
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().step, Step::exec) << missing.error().message();
   // One that is there but cannot run (its interpreter is missing) fails at start().
@@ -120,7 +116,7 @@ TEST(Create, ExecFailuresComeFromStartAndItStartsOnce) {
 TEST(Create, DestroyingAnUnstartedContainerLeavesNothing) {
   LeakCheck leaks;
   const std::string name = fmt::format("hutch-{}-created", ::getpid());
-  Container c = in_busybox({"true"});
+  Container c = busybox_container({"true"});
   const bool with_cgroup =
       is_root() || (hutch::detail::host_layout() &&
                     hutch::detail::host_layout()->kind == hutch::CGroupLayout::unified);
@@ -151,7 +147,7 @@ TEST(Create, DestroyingAnUnstartedContainerLeavesNothing) {
 // gives a Child whose status says so. Nothing is left either way.
 TEST(Create, AContainerKilledWhileItWaitedEndsCleanly) {
   LeakCheck leaks;
-  auto created = in_busybox({"true"}).create();
+  auto created = busybox_container({"true"}).create();
   ASSERT_TRUE(created) << created.error().message();
   ASSERT_EQ(::kill(created->pid(), SIGKILL), 0);
   auto child = created->start();

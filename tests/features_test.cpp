@@ -19,10 +19,6 @@ using hutch::Stdio;
 
 namespace {
 
-Container in_busybox(std::vector<std::string> command) {
-  return Container{}.command(std::move(command)).rootfs(RootFs::directory(busybox).overlay());
-}
-
 std::string inode(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? std::to_string(st.st_ino) : "?";
@@ -39,7 +35,7 @@ TEST(Features, ACreatedContainerIsStartedByItsFifoFromAnotherProcess) {
   const std::string fifo = std::string(dir) + "/exec.fifo";
   int out[2];
   ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
-  auto created = in_busybox({"sh", "-c", "echo started $$"})
+  auto created = busybox_container({"sh", "-c", "echo started $$"})
                      .std_out(Stdio::fd(out[1]))
                      .start_fifo(fifo)
                      .die_with_parent(false)
@@ -59,7 +55,7 @@ TEST(Features, ACreatedContainerIsStartedByItsFifoFromAnotherProcess) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);  // still our child: we reap it
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   // Gone before anyone starts it: the starter says so rather than wait.
-  auto lost = in_busybox({"true"}).start_fifo(fifo).die_with_parent(false).create();
+  auto lost = busybox_container({"true"}).start_fifo(fifo).die_with_parent(false).create();
   ASSERT_TRUE(lost) << lost.error().message();
   const pid_t lost_pid = lost->detach();
   ::kill(lost_pid, SIGKILL);
@@ -67,7 +63,7 @@ TEST(Features, ACreatedContainerIsStartedByItsFifoFromAnotherProcess) {
   auto never = hutch::start_created(fifo, lost_pid, std::chrono::seconds(5));
   EXPECT_FALSE(never);
   // A command that is not there fails at create, not at start.
-  auto missing = in_busybox({"no-such-command"}).start_fifo(fifo).create();
+  auto missing = busybox_container({"no-such-command"}).start_fifo(fifo).create();
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().step, hutch::Step::exec) << missing.error().message();
   std::filesystem::remove_all(dir);
@@ -81,7 +77,7 @@ TEST(Features, JoinedNamespacesAreShared) {
   HUTCH_REQUIRE_ROOT();
   LeakCheck leaks;
   const auto no_user = hutch::Namespaces::all().without(Namespace::user);
-  auto infra = in_busybox({"sh", "-c", "echo up; cat"})
+  auto infra = busybox_container({"sh", "-c", "echo up; cat"})
                    .namespaces(no_user)
                    .hostname("pod")
                    .std_in(Stdio::piped())
@@ -91,20 +87,21 @@ TEST(Features, JoinedNamespacesAreShared) {
   char up[3];
   ASSERT_EQ(::read(infra->stdout_pipe().get(), up, 3), 3);
   const std::string ns = fmt::format("/proc/{}/ns/", infra->pid());
-  auto out = run_ok(in_busybox({"sh", "-c",
+  auto out =
+      run_ok(busybox_container({"sh", "-c",
                                 "hostname; readlink /proc/self/ns/net; readlink /proc/self/ns/pid; "
                                 "echo $$"})
-                        .namespaces(no_user)
-                        .join_namespace(Namespace::net, ns + "net")
-                        .join_namespace(Namespace::uts, ns + "uts")
-                        .join_namespace(Namespace::pid, ns + "pid"));
+                 .namespaces(no_user)
+                 .join_namespace(Namespace::net, ns + "net")
+                 .join_namespace(Namespace::uts, ns + "uts")
+                 .join_namespace(Namespace::pid, ns + "pid"));
   const auto got = lines(out);
   ASSERT_EQ(got.size(), 4u) << out;
   EXPECT_EQ(got[0], "pod");
   EXPECT_EQ(got[1], fmt::format("net:[{}]", inode(ns + "net")));
   EXPECT_EQ(got[2], fmt::format("pid:[{}]", inode(ns + "pid")));
   EXPECT_NE(got[3], "1") << "a joined pid namespace already has its PID 1";
-  auto refused = in_busybox({"true"}).join_namespace(Namespace::mount, ns + "mnt").spawn();
+  auto refused = busybox_container({"true"}).join_namespace(Namespace::mount, ns + "mnt").spawn();
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.error().message().find("not supported"), std::string::npos);
   infra->stdin_pipe().reset();
@@ -114,19 +111,19 @@ TEST(Features, JoinedNamespacesAreShared) {
 TEST(Features, SysctlsAndTheDomainNameAreTheContainersOwn) {
   LeakCheck leaks;
   const std::string host_start = read_file("/proc/sys/net/ipv4/ip_unprivileged_port_start");
-  auto out = run_ok(in_busybox({"sh", "-c",
-                                "cat /proc/sys/net/ipv4/ip_unprivileged_port_start; "
-                                "cat /proc/sys/kernel/domainname"})
+  auto out = run_ok(busybox_container({"sh", "-c",
+                                       "cat /proc/sys/net/ipv4/ip_unprivileged_port_start; "
+                                       "cat /proc/sys/kernel/domainname"})
                         .sysctl("net.ipv4.ip_unprivileged_port_start", "0")
                         .domainname("example.test"));
   EXPECT_EQ(out, "0\nexample.test\n");
   EXPECT_EQ(read_file("/proc/sys/net/ipv4/ip_unprivileged_port_start"), host_start);
   for (const char* key : {"vm.overcommit_memory", "kernel.panic", "net..x", "../../etc"}) {
-    auto r = in_busybox({"true"}).sysctl(key, "1").spawn();
+    auto r = busybox_container({"true"}).sysctl(key, "1").spawn();
     ASSERT_FALSE(r) << key;
     EXPECT_EQ(r.error().step, hutch::Step::validate);
   }
-  auto no_net = in_busybox({"true"})
+  auto no_net = busybox_container({"true"})
                     .namespaces(hutch::Namespaces::all().without(Namespace::net))
                     .sysctl("net.ipv4.ip_forward", "1")
                     .spawn();

@@ -18,10 +18,6 @@ using hutch::RootFs;
 
 namespace {
 
-Container in_busybox(std::vector<std::string> command) {
-  return Container{}.command(std::move(command)).rootfs(RootFs::directory(busybox).overlay());
-}
-
 /// This process's children, from every thread's /proc/self/task/TID/children.
 std::set<pid_t> children() {
   std::set<pid_t> out;
@@ -53,7 +49,7 @@ bool eventually(F done, std::chrono::milliseconds limit = 10s) {
 TEST(Pool, SpawnStartsAFreshContainerAndThePoolRefills) {
   LeakCheck leaks;
   {
-    Pool pool(in_busybox({"sh", "-c", "echo pid $$; cat /mark 2>/dev/null; echo x >/mark"})
+    Pool pool(busybox_container({"sh", "-c", "echo pid $$; cat /mark 2>/dev/null; echo x >/mark"})
                   .std_out(hutch::Stdio::piped()),
               2);
     ASSERT_TRUE(pool.fill()) << "the pool fills";
@@ -76,7 +72,7 @@ TEST(Pool, AContainerOutlivesTheThreadThatTookItAndThePool) {
   LeakCheck leaks;
   std::optional<hutch::Child> child;
   {
-    Pool pool(in_busybox({"sh", "-c", "read line; echo got $line"})
+    Pool pool(busybox_container({"sh", "-c", "read line; echo got $line"})
                   .std_in(hutch::Stdio::piped())
                   .std_out(hutch::Stdio::piped()),
               1);
@@ -101,7 +97,7 @@ TEST(Pool, DestroyingThePoolRemovesTheWaitingContainers) {
   LeakCheck leaks;
   const std::set<pid_t> before = children();
   {
-    Pool pool(in_busybox({"true"}), 3);
+    Pool pool(busybox_container({"true"}), 3);
     ASSERT_TRUE(pool.fill());
     EXPECT_EQ(children().size(), before.size() + 3);
   }
@@ -112,7 +108,7 @@ TEST(Pool, DestroyingThePoolRemovesTheWaitingContainers) {
 // Many threads spawn from one pool at once.
 TEST(Pool, ThreadsShareOnePool) {
   LeakCheck leaks;
-  Pool pool(in_busybox({"true"}), 2);
+  Pool pool(busybox_container({"true"}), 2);
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -134,7 +130,7 @@ TEST(Pool, ACreateFailureIsTheSpawnsErrorAndLeavesNothing) {
   LeakCheck leaks;
   const std::set<pid_t> before = children();
   {
-    Pool pool(in_busybox({"true"}).cwd("/no/such/dir"), 2);
+    Pool pool(busybox_container({"true"}).cwd("/no/such/dir"), 2);
     auto child = pool.spawn();
     ASSERT_FALSE(child);
     EXPECT_EQ(child.error().step, hutch::Step::chdir) << child.error().message();
@@ -151,7 +147,7 @@ TEST(Pool, ACreateFailureIsTheSpawnsErrorAndLeavesNothing) {
 // Size 0: every spawn is the caller's own.
 TEST(Pool, AnEmptyPoolSpawnsInTheCaller) {
   LeakCheck leaks;
-  Pool pool(in_busybox({"echo", "direct"}).std_out(hutch::Stdio::piped()), 0);
+  Pool pool(busybox_container({"echo", "direct"}).std_out(hutch::Stdio::piped()), 0);
   auto out = pool.spawn();
   ASSERT_TRUE(out) << out.error().message();
   auto done = out->wait_with_output();

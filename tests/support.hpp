@@ -30,6 +30,13 @@ inline const std::string rootfs_dir =
 /// The busybox snapshot: sh and the applets in /bin, /etc/marker reads "snapshot".
 inline const std::string busybox = rootfs_dir + "/busybox";
 
+/// A container running `command` in the busybox snapshot, under an overlay of its own.
+inline hutch::Container busybox_container(std::vector<std::string> command) {
+  return hutch::Container{}
+      .command(std::move(command))
+      .rootfs(hutch::RootFs::directory(busybox).overlay());
+}
+
 inline bool is_root() {
   return ::geteuid() == 0;
 }

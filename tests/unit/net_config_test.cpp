@@ -166,9 +166,9 @@ TEST(NetConfig, APluginsErrorKeepsItsCodeAndMessage) {
 }
 
 TEST(NetConfig, ThePluginIsAFileInCniPathNeverAPath) {
-  EXPECT_TRUE(net::detail::find_plugin("sh", "/nonexistent:/bin"));
-  EXPECT_FALSE(net::detail::find_plugin("sh", "relative/dir:"));
-  EXPECT_FALSE(net::detail::find_plugin("no-such-plugin", "/bin:/usr/bin"));
+  EXPECT_TRUE(hutch::detail::find_executable("sh", "/nonexistent:/bin"));
+  EXPECT_FALSE(hutch::detail::find_executable("sh", "relative/dir:"));
+  EXPECT_FALSE(hutch::detail::find_executable("no-such-plugin", "/bin:/usr/bin"));
 }
 
 }  // namespace

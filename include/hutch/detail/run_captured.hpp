@@ -1,5 +1,5 @@
-// hutch — running a helper program (a CNI plugin, a credential helper) with its input on
-// stdin and its output captured, bounded in time and in output.
+// hutch — finding and running a helper program (a CNI plugin, a credential helper) with its
+// input on stdin and its output captured, bounded in time and in output.
 #pragma once
 
 #include <fcntl.h>
@@ -7,11 +7,14 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -20,6 +23,24 @@
 #include "../fd.hpp"
 
 namespace hutch::detail {
+
+/// The executable `name` (a plain file name) in the first directory of the colon-separated
+/// `path` that has it as a regular executable file; relative directories are skipped.
+inline std::optional<std::string> find_executable(const std::string& name, std::string_view path) {
+  while (!path.empty()) {
+    const auto colon = path.find(':');
+    const std::string dir(path.substr(0, colon));
+    path = colon == std::string_view::npos ? std::string_view() : path.substr(colon + 1);
+    if (dir.empty() || dir[0] != '/') continue;
+    const std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return std::nullopt;
+}
 
 /// Runs `argv` (argv[0] a path) with `env`, `input` on its stdin; gives back its wait
 /// status, its stdout and its stderr. Killed after `timeout`.

@@ -200,24 +200,6 @@ struct Invocation {
 
 namespace detail {
 
-/// The plugin's executable: `type` in the first CNI_PATH directory that has it.
-inline std::optional<std::string> find_plugin(const std::string& type, const std::string& path) {
-  std::string_view rest = path;
-  while (!rest.empty()) {
-    const auto colon = rest.find(':');
-    const std::string dir(rest.substr(0, colon));
-    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
-    if (dir.empty() || dir[0] != '/') continue;
-    const std::string candidate = dir + "/" + type;
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-  }
-  return std::nullopt;
-}
-
 /// A plugin's error ({"code", "msg", "details"}) as an Error of `step`, in cni_category.
 inline Error plugin_error(Step step, const std::string& type, const nlohmann::json& body,
                           const std::string& stderr_text) {
@@ -265,7 +247,7 @@ inline result<nlohmann::json> invoke(const std::string& command, const nlohmann:
   const Step step = command == "DEL"     ? net_step::del
                     : command == "CHECK" ? net_step::check
                                          : net_step::add;
-  const auto exe = detail::find_plugin(type, how.cni_path);
+  const auto exe = hutch::detail::find_executable(type, how.cni_path);
   if (!exe) {
     return make_error(step, ENOENT, type,
                       fmt::format("no plugin of this type in CNI_PATH {}", how.cni_path));

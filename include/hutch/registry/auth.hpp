@@ -6,17 +6,16 @@
 // `docker-credential-NAME get`. A credential is never put into an error or a log.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +24,7 @@
 
 #include "../detail/run_captured.hpp"
 #include "../error.hpp"
+#include "../fd.hpp"
 #include "reference.hpp"
 
 extern char** environ;
@@ -262,14 +262,22 @@ inline std::size_t match_length(const std::string& key, const Reference& r) {
 }
 
 inline result<std::string> read_auth_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return last_error(registry_step::credentials, path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > (std::size_t{1} << 20)) {
-    return auth_error(path, "a credentials file over 1 MiB", EFBIG);
+  constexpr std::size_t limit = std::size_t{1} << 20;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));  // a FIFO must not hang us
+  struct stat st {};
+  if (!fd || ::fstat(fd.get(), &st) != 0) return last_error(registry_step::credentials, path);
+  if (!S_ISREG(st.st_mode)) return auth_error(path, "not a regular file");
+  std::string text;
+  char buffer[65536];
+  for (ssize_t n; (n = ::read(fd.get(), buffer, sizeof buffer)) != 0;) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return last_error(registry_step::credentials, path);
+    }
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > limit) return auth_error(path, "a credentials file over 1 MiB", EFBIG);
   }
-  return text.str();
+  return text;
 }
 
 /// Runs `docker-credential-NAME get` for `server`: its answer {"Username","Secret"}, empty
@@ -280,17 +288,8 @@ inline result<Credentials> run_helper(const std::string& name, const std::string
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
     return auth_error(program, "a credential helper is named by a plain word");
   }
-  std::string exe;
-  for (std::string_view rest = where.helper_path; exe.empty();) {
-    const auto colon = rest.find(':');
-    const std::string dir(rest.substr(0, colon));
-    if (!dir.empty() && dir[0] == '/' && ::access((dir + "/" + program).c_str(), X_OK) == 0) {
-      exe = dir + "/" + program;
-    }
-    if (colon == std::string_view::npos) break;
-    rest.remove_prefix(colon + 1);
-  }
-  if (exe.empty()) {
+  const auto exe = hutch::detail::find_executable(program, where.helper_path);
+  if (!exe) {
     return auth_error(program, "the credential helper the docker config names is not in PATH",
                       ENOENT);
   }
@@ -300,7 +299,7 @@ inline result<Credentials> run_helper(const std::string& name, const std::string
   for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
   std::string out, err;
   HUTCH_TRY(const int status,
-            hutch::detail::run_captured({exe, "get"}, env, server, where.helper_timeout,
+            hutch::detail::run_captured({*exe, "get"}, env, server, where.helper_timeout,
                                         registry_step::credentials, out, err));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     // docker's helpers say "credentials not found in native keychain" for an unknown server.
