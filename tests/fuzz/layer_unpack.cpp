@@ -72,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size > 1) hash.update(data + 1, size - 1);
     l.digest = hash.digest();
   }
-  hutch::UnpackLimits budget{.max_bytes = 16 << 20, .max_entries = 4096};
+  hutch::detail::UnpackBudget budget({.max_bytes = 16 << 20, .max_entries = 4096});
   if (auto tree = hutch::detail::Tree::open(layer)) {
     hutch::detail::LayerUnpacker unpacker(
         l, *tree, apply ? hutch::detail::Whiteouts::apply : hutch::detail::Whiteouts::overlay,

@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <mutex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -37,6 +38,33 @@ struct UnpackLimits {
 
 namespace detail {
 
+/// One image's UnpackLimits as they are used up, by one layer at a time or by several
+/// unpacking at once (a pull's concurrent layers).
+class UnpackBudget {
+ public:
+  explicit UnpackBudget(UnpackLimits left) : left_(left) {}
+  bool take_entry() {
+    std::lock_guard lock(mutex_);
+    if (left_.max_entries == 0) return false;
+    --left_.max_entries;
+    return true;
+  }
+  bool take_bytes(std::uint64_t n) {
+    std::lock_guard lock(mutex_);
+    if (n > left_.max_bytes) return false;
+    left_.max_bytes -= n;
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  UnpackLimits left_;
+};
+
+}  // namespace detail
+
+namespace detail {
+
 /// How a layer's whiteouts are written.
 enum class Whiteouts {
   overlay,  // .wh.NAME -> a 0/0 character device, .wh..wh..opq -> overlay.opaque xattrs
@@ -55,7 +83,7 @@ inline bool allowed_xattr(std::string_view name) {
 /// the layer is done (a directory the image makes read-only must still take its entries).
 class LayerWriter {
  public:
-  LayerWriter(Tree& tree, Whiteouts whiteouts, UnpackLimits& budget, std::string layer)
+  LayerWriter(Tree& tree, Whiteouts whiteouts, UnpackBudget& budget, std::string layer)
       : tree_(tree),
         whiteouts_(whiteouts),
         budget_(budget),
@@ -68,8 +96,7 @@ class LayerWriter {
 
   /// One entry; its data read from `tar`.
   result<void> write(archive* tar, archive_entry* entry) {
-    if (budget_.max_entries == 0) return refuse("", "the image has too many entries");
-    --budget_.max_entries;
+    if (!budget_.take_entry()) return refuse("", "the image has too many entries");
     HUTCH_TRY(const std::vector<std::string> parts,
               image_path(::archive_entry_pathname(entry) ? ::archive_entry_pathname(entry) : "",
                          "an entry's path"));
@@ -183,10 +210,9 @@ class LayerWriter {
                        archive_entry* entry) {
     const std::string path = join(parts, parts.size());
     const la_int64_t size = ::archive_entry_size(entry);
-    if (size < 0 || static_cast<std::uint64_t>(size) > budget_.max_bytes) {
+    if (size < 0 || !budget_.take_bytes(static_cast<std::uint64_t>(size))) {
       return refuse(path, "the image unpacks to more than its limit", EFBIG);
     }
-    budget_.max_bytes -= static_cast<std::uint64_t>(size);
     Fd file(::openat(dir, parts.back().c_str(),
                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!file) return last_error(image_step::unpack, path, "creating a file");
@@ -339,7 +365,7 @@ class LayerWriter {
 
   Tree& tree_;
   Whiteouts whiteouts_;
-  UnpackLimits& budget_;
+  UnpackBudget& budget_;
   std::string layer_;
   bool privileged_;
   std::set<std::string> written_;  // flattening: the paths this layer wrote

@@ -21,6 +21,10 @@
 
 namespace hutch {
 
+namespace registry {
+struct PullOptions;  // registry/pull.hpp, the hutch::registry module
+}  // namespace registry
+
 /// An OCI image: its config and layers, read from an OCI image layout directory (what
 /// `skopeo copy ... oci:DIR:TAG`, `umoci` and `buildah push oci:` write) or a `docker save`
 /// archive. Every blob is checked against its digest before it is used.
@@ -52,6 +56,62 @@ class Image {
     return image;
   }
 
+  /// An image pulled into `store` before (see `pull`), by the reference it was pulled as,
+  /// normalized: "docker.io/library/busybox:latest", "127.0.0.1:5000/app@sha256:...".
+  /// ENOENT when it was never pulled there.
+  static result<Image> stored(const std::string& reference, const ImageStore& store,
+                              Options options = {}) {
+    const std::string file = detail::ref_file(store, reference);
+    auto text = detail::read_whole(file, 4096);
+    if (!text && text.error().errno_value() == ENOENT) {
+      return make_error(image_step::open, ENOENT, reference,
+                        "the image was not pulled into " + store.dir());
+    }
+    if (!text) return text.error();
+    const std::string_view record = *text;
+    if (record.size() < 72 || !detail::valid_digest(record.substr(0, 71)) ||
+        record.substr(71) != " " + reference + "\n") {
+      return make_error(image_step::store, EINVAL, file, "not a reference record of hutch's");
+    }
+    Image image;
+    image.d_.dir = store.dir();
+    Descriptor manifest{std::string(media_type::oci_manifest),
+                        std::string(record.substr(0, 71)),
+                        0,
+                        std::nullopt,
+                        {}};
+    HUTCH_TRY(const std::string manifest_text,
+              detail::read_whole(detail::blob_path(image.d_, manifest.digest)));
+    manifest.size = manifest_text.size();
+    HUTCH_TRYV(detail::open_manifest(image.d_, manifest, options, false));
+    return image;
+  }
+
+  /// Pulls `reference` ("busybox", "quay.io/team/app:v1", "host:5000/app@sha256:...") from
+  /// its registry into `store` and returns it as `open` would: the manifest for this
+  /// platform, its config, and its layers unpacked as they download (verified while they
+  /// stream; those already in the store are not fetched). In the hutch::registry module:
+  /// include <hutch/registry.hpp>.
+  static inline result<Image> pull(const std::string& reference, const ImageStore& store,
+                                   const registry::PullOptions& options);
+  static inline result<Image> pull(const std::string& reference, const ImageStore& store);
+
+  /// Whether every layer is unpacked in `store` already, so the image runs with nothing
+  /// to fetch or unpack.
+  bool unpacked_in(const ImageStore& store) const {
+    const auto exists = [&](std::string_view sub, const std::string& digest) {
+      auto e =
+          detail::entry_exists(store.dir() + "/" + std::string(sub) + "/" + detail::hex_of(digest));
+      return e && *e;
+    };
+    if (d_.layers.empty()) return false;
+    if (::geteuid() != 0) return exists("flat/sha256", chain_id());
+    for (const ImageLayer& layer : d_.layers) {
+      if (!exists("layers/sha256", layer.diff_id)) return false;
+    }
+    return true;
+  }
+
   const ImageConfig& config() const noexcept { return d_.config; }
   const std::vector<ImageLayer>& layers() const noexcept { return d_.layers; }
   /// The digest of the image's config blob: the image id.
@@ -75,7 +135,7 @@ class Image {
                                           const ProgressCallback& progress = {}) const {
     if (d_.layers.empty()) return make_error(image_step::unpack, EINVAL, id(), "no layers");
     HUTCH_TRYV(detail::open_store(store));
-    UnpackLimits budget = store.limits();
+    detail::UnpackBudget budget(store.limits());
     std::vector<std::string> dirs;
     if (::geteuid() == 0) {
       for (std::size_t i = 0; i < d_.layers.size(); ++i) {
@@ -174,10 +234,15 @@ class Image {
   /// Layers [first, last) into one directory: each its own with overlayfs whiteouts, or
   /// several applied one over the other (flattened).
   result<void> unpack_layers(const std::string& dir, std::size_t first, std::size_t last,
-                             UnpackLimits& budget, const ProgressCallback& progress) const {
+                             detail::UnpackBudget& budget, const ProgressCallback& progress) const {
     HUTCH_TRY(detail::Tree tree, detail::Tree::open(dir));
     const auto whiteouts = ::geteuid() == 0 ? detail::Whiteouts::overlay : detail::Whiteouts::apply;
     for (std::size_t i = first; i < last; ++i) {
+      if (d_.layers[i].blob.empty()) {
+        return make_error(image_step::unpack, ENOENT, d_.layers[i].digest,
+                          "the layer is not unpacked in the store, and a pulled image keeps no "
+                          "layer blobs: pull the image again");
+      }
       detail::LayerUnpacker unpacker(d_.layers[i], tree, whiteouts, budget, progress, state(i));
       HUTCH_TRYV(unpacker.run());
     }

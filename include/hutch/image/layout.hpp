@@ -112,6 +112,27 @@ inline result<ImageLayer> layout_layer(const ImageData& d, const Descriptor& l) 
   return layer;
 }
 
+/// The image a manifest blob describes: its config and its layers, whose blobs are in the
+/// layout (`with_blobs`) or, for an image pulled into a store, were unpacked as they streamed.
+inline result<void> open_manifest(ImageData& d, const Descriptor& manifest_descriptor,
+                                  const ImageOptions& options, bool with_blobs) {
+  HUTCH_TRY(const std::string manifest_text,
+            verified_blob(d, manifest_descriptor, max_manifest_size));
+  HUTCH_TRY(const Manifest manifest, parse_manifest(manifest_text, manifest_descriptor.digest));
+  HUTCH_TRY(const std::string config_text, verified_blob(d, manifest.config, max_config_size));
+  d.config_digest = manifest.config.digest;
+  std::vector<ImageLayer> layers;
+  for (const auto& l : manifest.layers) {
+    if (with_blobs) {
+      HUTCH_TRY(ImageLayer layer, layout_layer(d, l));
+      layers.push_back(std::move(layer));
+    } else {
+      layers.push_back({l.digest, {}, l.media_type, {}, l.size});
+    }
+  }
+  return apply_config(d, config_text, std::move(layers), options);
+}
+
 inline result<void> open_layout(ImageData& d, const std::string& reference,
                                 const ImageOptions& options) {
   HUTCH_TRY(const std::string layout_text, read_whole(d.dir + "/oci-layout"));
@@ -125,17 +146,7 @@ inline result<void> open_layout(ImageData& d, const std::string& reference,
   HUTCH_TRY(const std::vector<Descriptor> top, parse_index(index_text, d.dir + "/index.json"));
   HUTCH_TRY(const Descriptor chosen, pick_reference(top, reference, d.dir));
   HUTCH_TRY(const Descriptor manifest_descriptor, resolve_manifest(d, chosen, options));
-  HUTCH_TRY(const std::string manifest_text,
-            verified_blob(d, manifest_descriptor, max_manifest_size));
-  HUTCH_TRY(const Manifest manifest, parse_manifest(manifest_text, manifest_descriptor.digest));
-  HUTCH_TRY(const std::string config_text, verified_blob(d, manifest.config, max_config_size));
-  d.config_digest = manifest.config.digest;
-  std::vector<ImageLayer> layers;
-  for (const auto& l : manifest.layers) {
-    HUTCH_TRY(ImageLayer layer, layout_layer(d, l));
-    layers.push_back(std::move(layer));
-  }
-  return apply_config(d, config_text, std::move(layers), options);
+  return open_manifest(d, manifest_descriptor, options, true);
 }
 
 }  // namespace hutch::detail

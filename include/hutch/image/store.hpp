@@ -14,6 +14,7 @@
 
 #include "../detail/private_dir.hpp"
 #include "../detail/scratch.hpp"
+#include "../detail/syscall.hpp"
 #include "../error.hpp"
 #include "../fd.hpp"
 #include "digest.hpp"
@@ -25,7 +26,10 @@ namespace hutch {
 /// The content-addressed store unpacked layers live in: `DIR/layers/sha256/<diff_id>` (as
 /// overlayfs lower layers; privileged), `DIR/flat/sha256/<chain id>` (a whole image applied
 /// into one directory; what an unprivileged caller gets, since it cannot create overlayfs
-/// whiteouts) and `DIR/archives/` (`docker save` archives, unpacked). Every entry is written
+/// whiteouts), `DIR/archives/` (`docker save` archives, unpacked), and for pulled images
+/// `DIR/blobs/sha256/<digest>` (their manifests and configs: layers are unpacked as they
+/// stream, never kept) with `DIR/refs/sha256/<sha256 of the reference>` (which manifest a
+/// reference such as "docker.io/library/busybox:latest" was pulled as). Every entry is written
 /// to a temporary directory and renamed into place, so processes sharing a store never see
 /// a half-written one.
 ///
@@ -156,6 +160,51 @@ result<std::string> store_entry(const ImageStore& store, std::string_view sub,
     if (!raced) return make_error(image_step::store, e, final);
   }
   return final;
+}
+
+/// Writes `text` to `dir/name` whole or not at all (a temporary file renamed into place).
+inline result<void> store_file(const std::string& dir, const std::string& name,
+                               std::string_view text) {
+  std::string tmp = dir + "/." + name + ".XXXXXX";
+  Fd fd(::mkostemp(tmp.data(), O_CLOEXEC));
+  if (!fd) return last_error(image_step::store, tmp);
+  std::size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n =
+        sys::retry([&] { return ::write(fd.get(), text.data() + done, text.size() - done); });
+    if (n <= 0) {
+      const Error e = last_error(image_step::store, tmp);
+      ::unlink(tmp.c_str());
+      return e;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fchmod(fd.get(), 0644) != 0 || ::rename(tmp.c_str(), (dir + "/" + name).c_str()) != 0) {
+    const Error e = last_error(image_step::store, dir + "/" + name);
+    ::unlink(tmp.c_str());
+    return e;
+  }
+  return success();
+}
+
+/// A pulled image's manifest or config, kept by its digest (verified by the caller).
+inline result<void> store_blob(const ImageStore& store, const std::string& digest,
+                               std::string_view text) {
+  HUTCH_TRYV(open_store(store, "blobs/sha256"));
+  return store_file(store.dir() + "/blobs/sha256", hex_of(digest), text);
+}
+
+/// The file that says which manifest `reference` was pulled as.
+inline std::string ref_file(const ImageStore& store, const std::string& reference) {
+  return store.dir() + "/refs/sha256/" + hex_of(Sha256::of(reference));
+}
+
+/// Records that `reference` names the manifest `digest` (already in the store's blobs).
+inline result<void> store_ref(const ImageStore& store, const std::string& reference,
+                              const std::string& digest) {
+  HUTCH_TRYV(open_store(store, "refs/sha256"));
+  return store_file(store.dir() + "/refs/sha256", hex_of(Sha256::of(reference)),
+                    digest + " " + reference + "\n");
 }
 
 }  // namespace detail

@@ -38,6 +38,7 @@ struct LayerProgress {
   std::size_t layer = 0, layers = 0;
   std::string digest;
   std::uint64_t done = 0, total = 0;
+  bool cached = false;  // already in the store: nothing read
 };
 using ProgressCallback = std::function<void(const LayerProgress&)>;
 
@@ -48,7 +49,7 @@ namespace detail {
 /// one decompresses the file (any filter) as raw data, stage two reads the tar from it.
 class LayerUnpacker {
  public:
-  LayerUnpacker(const ImageLayer& layer, Tree& tree, Whiteouts whiteouts, UnpackLimits& budget,
+  LayerUnpacker(const ImageLayer& layer, Tree& tree, Whiteouts whiteouts, UnpackBudget& budget,
                 const ProgressCallback& progress, LayerProgress state)
       : layer_(layer),
         writer_(tree, whiteouts, budget, layer.digest.empty() ? layer.blob : layer.digest),
@@ -66,6 +67,19 @@ class LayerUnpacker {
       return make_error(image_step::unpack, EINVAL, layer_.blob, "the layer blob is not a file");
     }
     remaining_ = static_cast<std::uint64_t>(st.st_size);
+    return unpack();
+  }
+
+  /// The layer's blob read from `source` (a pipe or socket its download feeds), exactly the
+  /// descriptor's size of it: a stream that ends early fails the tar or the digest.
+  result<void> run(Fd source) {
+    fd_ = std::move(source);
+    remaining_ = layer_.size;
+    return unpack();
+  }
+
+ private:
+  result<void> unpack() {
     Archive raw(::archive_read_new());
     archive_entry* raw_entry = nullptr;
     ::archive_read_support_filter_all(raw.get());
@@ -93,7 +107,9 @@ class LayerUnpacker {
     return verify();
   }
 
- private:
+  /// The blob's file, or its digest when it comes from a stream.
+  const std::string& where() const { return layer_.blob.empty() ? layer_.digest : layer_.blob; }
+
   struct ArchiveFree {
     void operator()(archive* a) const { ::archive_read_free(a); }
   };
@@ -118,11 +134,11 @@ class LayerUnpacker {
     while (read_blob(nullptr, this, nullptr) > 0) {
     }
     if (std::string got = blob_hash_.digest(); got != layer_.digest) {
-      return make_error(image_step::verify, EBADMSG, layer_.blob,
+      return make_error(image_step::verify, EBADMSG, where(),
                         fmt::format("the blob's digest is {}, not {}", got, layer_.digest));
     }
     if (std::string got = diff_hash_.digest(); !layer_.diff_id.empty() && got != layer_.diff_id) {
-      return make_error(image_step::verify, EBADMSG, layer_.blob,
+      return make_error(image_step::verify, EBADMSG, where(),
                         fmt::format("the uncompressed layer's digest is {}, not the config's "
                                     "diff_id {}",
                                     got, layer_.diff_id));

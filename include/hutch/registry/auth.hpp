@@ -192,6 +192,34 @@ inline Error auth_error(std::string subject, std::string note, int code = EINVAL
   return make_error(registry_step::credentials, code, std::move(subject), std::move(note));
 }
 
+/// RFC 4648 base64, padded.
+inline std::string base64_encode(std::string_view in) {
+  static constexpr char digits[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+    for (int shift : {18, 12, 6, 0}) out += digits[(v >> shift) & 63];
+  }
+  if (i + 1 == in.size()) {
+    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    out += digits[(v >> 18) & 63];
+    out += digits[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    const unsigned v =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += digits[(v >> 18) & 63];
+    out += digits[(v >> 12) & 63];
+    out += digits[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
 /// RFC 4648 base64, padding optional; nullopt on anything else.
 inline std::optional<std::string> base64_decode(std::string_view in) {
   std::string out;
