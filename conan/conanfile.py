@@ -16,11 +16,13 @@ class HutchConan(ConanFile):
     settings = "os", "arch", "compiler", "build_type"
     # Optional modules, each a component with its own target: hutch::seccomp (libseccomp)
     # hutch::image (nlohmann_json, libarchive, OpenSSL), hutch::oci (nlohmann_json and
-    # hutch::seccomp), hutch::net (nlohmann_json) and hutch::gtest (GoogleTest, nlohmann_json).
+    # hutch::seccomp), hutch::net (nlohmann_json), hutch::registry (libcurl and hutch::image:
+    # image pulls) and hutch::gtest (GoogleTest, nlohmann_json).
     options = {"with_seccomp": [True, False], "with_image": [True, False], "with_oci": [True, False],
-               "with_net": [True, False], "with_gtest": [True, False]}
+               "with_net": [True, False], "with_registry": [True, False],
+               "with_gtest": [True, False]}
     default_options = {"with_seccomp": True, "with_image": True, "with_oci": True,
-                       "with_net": True, "with_gtest": False}
+                       "with_net": True, "with_registry": True, "with_gtest": False}
     no_copy_source = True
 
     def export_sources(self):
@@ -44,6 +46,8 @@ class HutchConan(ConanFile):
         if self.options.with_image:
             self.requires("libarchive/[>=3.6 <4]", transitive_headers=True)
             self.requires("openssl/[>=3 <4]", transitive_headers=True)
+        if self.options.with_registry:
+            self.requires("libcurl/[>=7.85 <9]", transitive_headers=True)
 
     def validate(self):
         from conan.errors import ConanInvalidConfiguration
@@ -53,6 +57,8 @@ class HutchConan(ConanFile):
         check_min_cppstd(self, 20)
         if self.options.with_oci and not self.options.with_seccomp:
             raise ConanInvalidConfiguration("with_oci needs with_seccomp")
+        if self.options.with_registry and not self.options.with_image:
+            raise ConanInvalidConfiguration("with_registry needs with_image")
 
     def package_id(self):
         # Header-only: one package for every setting; the options still tell the modules.
@@ -69,6 +75,7 @@ class HutchConan(ConanFile):
         tc.cache_variables["HUTCH_IMAGE"] = "ON" if self.options.with_image else "OFF"
         tc.cache_variables["HUTCH_OCI"] = "ON" if self.options.with_oci else "OFF"
         tc.cache_variables["HUTCH_NET"] = "ON" if self.options.with_net else "OFF"
+        tc.cache_variables["HUTCH_REGISTRY"] = "ON" if self.options.with_registry else "OFF"
         tc.cache_variables["HUTCH_GTEST"] = "ON" if self.options.with_gtest else "OFF"
         tc.generate()
         CMakeDeps(self).generate()
@@ -102,5 +109,7 @@ class HutchConan(ConanFile):
             component("oci", "hutch::oci", ["core", "seccomp", "nlohmann_json::nlohmann_json"])
         if self.options.with_net:
             component("net", "hutch::net", ["core", "nlohmann_json::nlohmann_json"])
+        if self.options.with_registry:
+            component("registry", "hutch::registry", ["core", "image", "libcurl::libcurl"])
         if self.options.with_gtest:
             component("gtest", "hutch::gtest", ["core", "gtest::gtest", "nlohmann_json::nlohmann_json"])

@@ -481,6 +481,101 @@ TEST_F(HostileRegistryTest, ARedirectToAnotherHostGetsNoAuthorization) {
   expect_store_empty();
 }
 
+#ifdef HUTCH_RUN
+/// hutch-run's output (stdout and stderr, unless `args` sends one elsewhere) and exit
+/// status, its stdin empty.
+std::pair<std::string, int> hutch_run(const std::string& args, const std::string& env = {}) {
+  const std::string command = fmt::format("{} {} </dev/null 2>&1 {}", env, HUTCH_RUN, args);
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, p)) > 0;) out.append(buffer, n);
+  const int status = ::pclose(p);
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : 128};
+}
+
+TEST_F(RegistryTest, HutchRunPullsWhatIsMissingAndRunsIt) {
+  start_registry();
+  push(image("layout", "from the registry\n", "v1"), "v1", "library/cli:v1");
+  const std::string store_flag = "--store " + (base_ / "store").string();
+  const std::string env = "DOCKER_CONFIG=" + base_.string() + " REGISTRY_AUTH_FILE=/nonexistent";
+
+  // Not in the store: pulled (a plain line per layer, not a terminal), then run.
+  auto [out, rc] =
+      hutch_run(fmt::format("--image {} {} --rm", name("library/cli:v1"), store_flag), env);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("from the registry\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Pull complete"), std::string::npos) << out;
+  EXPECT_NE(out.find("Digest: sha256:"), std::string::npos) << out;
+
+  // In the store: --pull missing (the default) asks the registry nothing.
+  const auto requests = [&] {
+    int n = 0;
+    for (const auto& line : lines(read_file((base_ / "registry.log").string()))) {
+      n += line.find("\"GET /v2/") != std::string::npos;
+    }
+    return n;
+  };
+  const int before = requests();
+  std::tie(out, rc) = hutch_run(
+      fmt::format("--image {} {} --rm cat /marker", name("library/cli:v1"), store_flag), env);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "from the registry\n");
+  EXPECT_EQ(requests(), before);
+
+  // `hutch-run pull` prints the manifest digest; --pull always asks again and fetches no layer.
+  std::tie(out, rc) =
+      hutch_run(fmt::format("pull {} {} 2>/dev/null", store_flag, name("library/cli:v1")), env);
+  EXPECT_EQ(rc, 0) << out;
+  ASSERT_EQ(out.size(), 72u) << out;
+  EXPECT_TRUE(hutch::detail::valid_digest(out.substr(0, 71))) << out;
+  EXPECT_GT(requests(), before);
+  const int blobs = blob_gets();
+  std::tie(out, rc) = hutch_run(
+      fmt::format("--pull always --image {} {} --rm true", name("library/cli:v1"), store_flag),
+      env);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("Already exists"), std::string::npos) << out;
+  EXPECT_EQ(blob_gets(), blobs);
+
+  // --pull never, for an image never pulled: 125, naming it.
+  std::tie(out, rc) = hutch_run(
+      fmt::format("--pull never --image {} {} --rm true", name("library/other:v1"), store_flag),
+      env);
+  EXPECT_EQ(rc, 125) << out;
+  EXPECT_NE(out.find("library/other:v1"), std::string::npos) << out;
+  // A tag the registry lacks: 125, naming the tag.
+  std::tie(out, rc) =
+      hutch_run(fmt::format("--image {} {} --rm true", name("library/cli:v9"), store_flag), env);
+  EXPECT_EQ(rc, 125) << out;
+  EXPECT_NE(out.find("cli:v9"), std::string::npos) << out;
+  // --tls-verify takes true or false only.
+  std::tie(out, rc) = hutch_run(
+      fmt::format("--tls-verify=maybe --image {} --rm true", name("library/cli:v1")), env);
+  EXPECT_EQ(rc, 125) << out;
+  EXPECT_NE(out.find("--tls-verify maybe"), std::string::npos) << out;
+}
+
+TEST_F(RegistryTest, HutchRunSaysWhyARegistryRefusesIt) {
+  ASSERT_EQ(shell(fmt::format("htpasswd -Bbc {} alice s3cret >/dev/null 2>&1",
+                              (base_ / "htpasswd").string())),
+            0);
+  start_registry(fmt::format("auth:\n  htpasswd:\n    realm: hutch-test\n    path: {}",
+                             (base_ / "htpasswd").string()));
+  push(image("layout", "private\n", "v1"), "v1", "team/private:v1", "alice:s3cret");
+  const std::string args = fmt::format("--image {} --store {} --rm", name("team/private:v1"),
+                                       (base_ / "store").string());
+  const std::string env = "DOCKER_CONFIG=" + base_.string() + " REGISTRY_AUTH_FILE=/nonexistent";
+  auto [out, rc] = hutch_run(args, env);
+  EXPECT_EQ(rc, 125) << out;
+  EXPECT_NE(out.find("none were found"), std::string::npos) << out;
+  write_docker_config("alice", "s3cret");
+  std::tie(out, rc) = hutch_run(args, env);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("private\n"), std::string::npos) << out;
+}
+#endif
+
 TEST(RegistryReferences, AMalformedReferenceIsRefusedBeforeAnyRequest) {
   auto image = hutch::Image::pull("library/UPPER:tag", hutch::ImageStore("/nonexistent/store"));
   ASSERT_FALSE(image);

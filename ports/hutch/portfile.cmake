@@ -25,6 +25,10 @@ set(HUTCH_NET OFF)
 if("net" IN_LIST FEATURES)
   set(HUTCH_NET ON)
 endif()
+set(HUTCH_REGISTRY OFF)
+if("registry" IN_LIST FEATURES)
+  set(HUTCH_REGISTRY ON)
+endif()
 set(HUTCH_OCI OFF)
 if("oci" IN_LIST FEATURES)
   set(HUTCH_OCI ON)
@@ -42,6 +46,7 @@ vcpkg_cmake_configure(
     -DHUTCH_IMAGE=${HUTCH_IMAGE}
     -DHUTCH_OCI=${HUTCH_OCI}
     -DHUTCH_NET=${HUTCH_NET}
+    -DHUTCH_REGISTRY=${HUTCH_REGISTRY}
     -DHUTCH_GTEST=${HUTCH_GTEST})
 vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(PACKAGE_NAME hutch CONFIG_PATH share/cmake/hutch)

@@ -9,6 +9,8 @@ add_executable(consumer_oci ${CMAKE_CURRENT_LIST_DIR}/oci_main.cpp)
 target_link_libraries(consumer_oci PRIVATE hutch::oci)
 add_executable(consumer_net ${CMAKE_CURRENT_LIST_DIR}/net_main.cpp)
 target_link_libraries(consumer_net PRIVATE hutch::net)
+add_executable(consumer_registry ${CMAKE_CURRENT_LIST_DIR}/registry_main.cpp)
+target_link_libraries(consumer_registry PRIVATE hutch::registry)
 find_package(GTest REQUIRED)  # GTest::gtest_main, which the consumer links itself
 add_executable(consumer_gtest ${CMAKE_CURRENT_LIST_DIR}/gtest_main.cpp)
 target_link_libraries(consumer_gtest PRIVATE hutch::gtest GTest::gtest_main)

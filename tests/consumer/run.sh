@@ -15,7 +15,8 @@ build_and_run() {
   shift
   cmake -S "$source/tests/consumer/$kind" -B "$work/$kind" "$@" >/dev/null
   cmake --build "$work/$kind" >/dev/null
-  for program in consumer consumer_seccomp consumer_image consumer_oci consumer_net consumer_gtest; do
+  for program in consumer consumer_seccomp consumer_image consumer_oci consumer_net consumer_registry \
+    consumer_gtest; do
     "$work/$kind/$program" >/dev/null
   done
 }

@@ -1,6 +1,10 @@
 // hutch-run: a small `docker run` on the library, with no daemon.
 //
-//   hutch-run (--rootfs DIR | --image PATH[:REF]) [OPTIONS] [--] CMD [ARG...]
+//   hutch-run (--rootfs DIR | --image IMAGE) [OPTIONS] [--] CMD [ARG...]
+//   hutch-run pull [--store DIR] [--tls-verify BOOL] IMAGE
+//
+// IMAGE is a path (an OCI layout directory or a docker save archive, PATH[:TAG]) or, when no
+// such path exists, a reference pulled from its registry (--pull missing|always|never).
 //
 // Security as docker's defaults: Docker's 14 capabilities, no_new_privs, and hutch's default
 // seccomp profile (hutch/seccomp.hpp). The root filesystem is used through a copy-on-write
@@ -11,8 +15,8 @@
 // not found.
 //
 // Built twice: `hutch-run` starts fast (static, no libarchive or OpenSSL to load, the default
-// seccomp profile compiled at build time) and hands --image runs to `hutch-run-image` next to
-// it, the same program built with hutch::image.
+// seccomp profile compiled at build time) and hands --image runs and pulls to
+// `hutch-run-image` next to it, the same program built with hutch::image and hutch::registry.
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -21,6 +25,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -32,6 +37,9 @@
 #include <hutch/hutch.hpp>
 #if HUTCH_RUN_IMAGE
 #include <hutch/image.hpp>
+#endif
+#if HUTCH_RUN_REGISTRY
+#include <hutch/registry.hpp>
 #endif
 
 #include "container.hpp"
@@ -164,6 +172,101 @@ std::pair<std::string, std::string> split_image(const std::string& ref) {
   return {ref, ""};
 }
 
+#if HUTCH_RUN_REGISTRY
+/// docker's pull output: a line per layer, redrawn in place on a terminal ("a1b2c3d4e5f6:
+/// Downloading [=====>     ] 1.2MB/3.4MB"), one plain line per finished layer otherwise.
+class PullProgress {
+ public:
+  PullProgress() : tty_(::isatty(2) == 1) {}
+  void operator()(const hutch::LayerProgress& p) {
+    if (layers_.size() < p.layers) layers_.resize(p.layers);
+    Layer& l = layers_[p.layer];
+    const bool finished = p.done == p.total;
+    l = {p.digest.substr(7, 12), p.done, p.total, p.cached, finished};
+    if (!tty_) {
+      if (finished && !l.printed) {
+        fmt::print(stderr, "{}: {}\n", l.id, p.cached ? "Already exists" : "Pull complete");
+        l.printed = true;
+      }
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!finished && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    draw();
+  }
+  void finish() {
+    if (tty_ && drawn_ > 0) draw();
+  }
+
+ private:
+  struct Layer {
+    std::string id;
+    std::uint64_t done = 0, total = 0;
+    bool cached = false, finished = false, printed = false;
+  };
+  static std::string size(std::uint64_t n) {
+    if (n >= 1000000) return fmt::format("{:.1f}MB", static_cast<double>(n) / 1e6);
+    return fmt::format("{:.1f}kB", static_cast<double>(n) / 1e3);
+  }
+  void draw() {
+    std::string out;
+    if (drawn_ > 0) out += fmt::format("\x1b[{}A", drawn_);
+    for (const Layer& l : layers_) {
+      out += "\x1b[2K";
+      if (l.id.empty()) {
+        out += "\n";
+        continue;
+      }
+      if (l.cached) {
+        out += fmt::format("{}: Already exists\n", l.id);
+      } else if (l.finished) {
+        out += fmt::format("{}: Pull complete\n", l.id);
+      } else {
+        const std::size_t width = 50;
+        const std::size_t filled = l.total ? static_cast<std::size_t>(l.done * width / l.total) : 0;
+        out += fmt::format("{}: Downloading [{}>{}] {}/{}\n", l.id, std::string(filled, '='),
+                           std::string(width - filled, ' '), size(l.done), size(l.total));
+      }
+    }
+    drawn_ = layers_.size();
+    fmt::print(stderr, "{}", out);
+  }
+  bool tty_;
+  std::vector<Layer> layers_;
+  std::size_t drawn_ = 0;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+/// The image `reference` names: from the store, or pulled into it, as --pull says.
+hutch::result<hutch::Image> pulled_image(const hutch_run::RunOptions& o,
+                                         const hutch::ImageStore& store) {
+  HUTCH_TRY(const hutch::registry::Reference ref, hutch::registry::parse_reference(o.image));
+  if (o.pull != "always") {
+    auto stored = hutch::Image::stored(ref.str(), store);
+    if (stored && stored->unpacked_in(store)) return stored;
+    if (o.pull == "never") {
+      if (stored) return stored;  // its layers are unpacked when it runs, or say what is missing
+      return hutch::make_error(hutch::image_step::open, ENOENT, ref.str(),
+                               "the image is not in the store and --pull never was given");
+    }
+  }
+  hutch::registry::PullOptions options;
+  options.transport.tls_verify = o.tls_verify;
+  PullProgress progress;
+  options.progress = std::ref(progress);
+  if (!o.pull_only || ::isatty(2))
+    fmt::print(stderr, "{}: Pulling from {}\n", ref.tag.empty() ? ref.digest : ref.tag, ref.name());
+  auto pulled = hutch::registry::pull_into(o.image, store, options);
+  progress.finish();
+  HUTCH_TRY(const hutch::registry::PullResult result, std::move(pulled));
+  fmt::print(stderr, "Digest: {}\nStatus: {} for {}\n", result.manifest_digest,
+             result.layers_fetched ? "Downloaded newer image" : "Image is up to date", ref.str());
+  if (o.pull_only) fmt::print("{}\n", result.manifest_digest);
+  return hutch::Image::stored(ref.str(), store);
+}
+#endif
+
 /// An image gives the root (its layers), the command and its environment; flags override.
 hutch::result<hutch::Container> from_image(const hutch_run::RunOptions& o,
                                            std::vector<std::string>& layers) {
@@ -172,7 +275,22 @@ hutch::result<hutch::Container> from_image(const hutch_run::RunOptions& o,
   if (o.store.empty()) {
     HUTCH_TRY(store, hutch::ImageStore::default_store());
   }
-  HUTCH_TRY(const hutch::Image image, hutch::Image::open(path, tag, {.store = store}));
+  std::error_code ec;
+  std::optional<hutch::Image> opened;
+  if (std::filesystem::exists(path, ec)) {
+    HUTCH_TRY(opened, hutch::Image::open(path, tag, {.store = store}));
+  } else {
+#if HUTCH_RUN_REGISTRY
+    HUTCH_TRY(opened, pulled_image(o, store));
+#else
+    return hutch::make_error(
+        hutch::image_step::open, ENOENT, o.image,
+        "no such image path (this hutch-run was built without hutch::registry, "
+        "so it pulls no images)");
+#endif
+  }
+  if (o.pull_only) return hutch::Container{};
+  const hutch::Image& image = *opened;
   bool drawn = false;
   auto progress = [&](const hutch::LayerProgress& p) {
     if (!::isatty(2)) return;
@@ -221,6 +339,7 @@ int main(int argc, char** argv) {
   if (!o.image.empty()) {
     auto made = from_image(o, layers);
     if (!made) return fail(made.error());
+    if (o.pull_only) return 0;
     container = std::move(*made);
   } else {
     container.command(o.command);

@@ -41,6 +41,9 @@ struct RunOptions {
   std::vector<std::string> cap_add, cap_drop;
   std::vector<hutch::Rlimit> ulimits;
   bool seccomp = true, no_new_privs = true;
+  std::string pull = "missing";  // --pull: missing, always, never (docker's names)
+  bool tls_verify = true;
+  bool pull_only = false;  // `hutch-run pull REF`
   std::vector<std::string> command;
 };
 
@@ -101,9 +104,29 @@ inline const std::vector<Flag>& flags() {
   static const std::vector<Flag> table = {
       {"rootfs", 0, "DIR", "Directory holding the container's root filesystem",
        text(&RunOptions::rootfs)},
-      {"image", 0, "PATH[:REF]",
-       "OCI image layout directory or docker save archive, with :TAG to pick an image",
+      {"image", 0, "IMAGE",
+       "An image reference (busybox, host:5000/app:v1, name@sha256:...), pulled from its "
+       "registry; or an OCI layout directory or docker save archive, PATH[:TAG]",
        text(&RunOptions::image)},
+      {"pull", 0, "POLICY",
+       "Pull the image from its registry: missing (when not in the store; the default), "
+       "always, never",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         if (v != "missing" && v != "always" && v != "never") {
+           return hutch::invalid(fmt::format("--pull {}", v), "expected missing, always or never");
+         }
+         o.pull = std::string(v);
+         return success();
+       }},
+      {"tls-verify", 0, "BOOL",
+       "Verify registries' TLS certificates (default true; false also allows plain HTTP)",
+       [](RunOptions& o, std::string_view v) -> result<void> {
+         if (v != "true" && v != "false") {
+           return hutch::invalid(fmt::format("--tls-verify {}", v), "expected true or false");
+         }
+         o.tls_verify = v == "true";
+         return success();
+       }},
       {"store", 0, "DIR",
        "Where image layers are unpacked (default ~/.cache/hutch, /var/cache/hutch for root)",
        text(&RunOptions::store)},
@@ -365,6 +388,11 @@ inline hutch::result<void> parse_long(RunOptions& o, std::string_view word,
 inline hutch::result<RunOptions> parse_args(const std::vector<std::string_view>& args) {
   RunOptions o;
   std::size_t i = 0;
+  if (!args.empty() && args[0] == "pull") {  // hutch-run pull [--store DIR] [...] REF
+    o.pull_only = true;
+    o.pull = "always";
+    i = 1;
+  }
   for (; i < args.size(); ++i) {
     const std::string_view word = args[i];
     if (word == "--") {
@@ -380,11 +408,18 @@ inline hutch::result<RunOptions> parse_args(const std::vector<std::string_view>&
   }
   for (; i < args.size(); ++i) o.command.emplace_back(args[i]);
   if (o.help) return o;
+  if (o.pull_only) {
+    if (o.command.size() != 1 || !o.rootfs.empty() || !o.image.empty()) {
+      return hutch::invalid("pull", "give one image reference: hutch-run pull [OPTIONS] IMAGE");
+    }
+    o.image = o.command[0];
+    o.command.clear();
+  }
   if (o.rootfs.empty() == o.image.empty()) {
-    return hutch::invalid("--rootfs", "give either --rootfs DIR or --image PATH[:REF]");
+    return hutch::invalid("--rootfs", "give either --rootfs DIR or --image IMAGE");
   }
   if (!o.image.empty() && o.image.size() > 4096) {
-    return hutch::invalid("--image", "the path is longer than PATH_MAX");
+    return hutch::invalid("--image", "longer than PATH_MAX");
   }
   if (o.rootfs.empty() == false && o.command.empty()) {
     return hutch::invalid("command", "no command given");
@@ -394,8 +429,10 @@ inline hutch::result<RunOptions> parse_args(const std::vector<std::string_view>&
 
 inline std::string usage() {
   std::string out =
-      "Usage: hutch-run (--rootfs DIR | --image PATH[:REF]) [OPTIONS] [--] CMD [ARG...]\n\n"
-      "Run a command in a new container, like `docker run`, with no daemon.\n\nOptions:\n";
+      "Usage: hutch-run (--rootfs DIR | --image IMAGE) [OPTIONS] [--] CMD [ARG...]\n"
+      "       hutch-run pull [--store DIR] [--tls-verify BOOL] IMAGE\n\n"
+      "Run a command in a new container, like `docker run`, with no daemon; or pull an image "
+      "into the store, like `docker pull`.\n\nOptions:\n";
   for (const Flag& f : flags()) {
     std::string left = f.short_name ? fmt::format("  -{}, --{}", f.short_name, f.name)
                                     : fmt::format("      --{}", f.name);
@@ -406,7 +443,9 @@ inline std::string usage() {
       "\nExit status: the command's, 128+N if killed by signal N, 125 if hutch-run failed, "
       "126 if the command cannot run, 127 if it is not found.\n"
       "\nEnvironment: CNI_PATH, where the CNI plugins are (/opt/cni/bin:/usr/lib/cni); "
-      "HUTCH_NET_STATE, where networks keep their state (/run/hutch/net as root).\n";
+      "HUTCH_NET_STATE, where networks keep their state (/run/hutch/net as root); "
+      "REGISTRY_AUTH_FILE, DOCKER_CONFIG, where registry credentials are (as podman and "
+      "docker keep them).\n";
   return out;
 }
 
