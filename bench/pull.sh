@@ -32,7 +32,10 @@ large_runs=$((runs / 3 > 3 ? runs / 3 : 3))
 work=$(mktemp -d /tmp/hutch-pull.XXXXXX)
 registry_pid=
 cleanup() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  if [ -n "$registry_pid" ]; then
+    kill "$registry_pid" 2>/dev/null || true
+    wait "$registry_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -106,13 +109,19 @@ bench() {  # bench NAME RUNS
     -n "hutch-run --image ($name)" \
     "$hutch_run --image $ref --store $work/store --rm true" \
     -n "skopeo copy + hutch-run ($name)" \
-    "skopeo --insecure-policy copy --quiet --src-tls-verify=false docker://$ref oci:$work/oci:1 && $hutch_run --image $work/oci:1 --store $work/store --rm true"
+    "sh -c 'skopeo --insecure-policy copy --quiet --src-tls-verify=false docker://$ref oci:$work/oci:1 && $hutch_run --image $work/oci:1 --store $work/store --rm true'"
   if [ -n "$podman_ok" ]; then
-    set -- "$@" -n "podman pull ($name)" "$podman pull -q --tls-verify=false $ref >/dev/null"
+    set -- "$@" -n "podman pull ($name)" "$podman pull -q --tls-verify=false $ref"
   fi
   hyperfine -N --runs "$n" --warmup 1 --prepare "$fresh" --export-json "$work/pull-$name.json" \
     --export-markdown "$work/pull-$name.md" "$@"
 }
+if [ -n "${PROFILE:-}" ]; then  # where a large pull's time goes, by system call
+  rm -rf "$work/store"
+  strace -f -c -o "$out/pull-strace.txt" "$hutch_run" --image "127.0.0.1:$port/bench/large:1" \
+    --store "$work/store" --rm true
+  rm -rf "$work/store"
+fi
 bench small "$runs"
 [ "${LARGE:-1}" != 0 ] && bench large "$large_runs"
 
