@@ -1,7 +1,7 @@
 // hutch-run: a small `docker run` on the library, with no daemon.
 //
 //   hutch-run (--rootfs DIR | --image IMAGE) [OPTIONS] [--] CMD [ARG...]
-//   hutch-run pull [--store DIR] [--tls-verify BOOL] IMAGE
+//   hutch-run pull [--store DIR] [--tls-verify BOOL] [--cert-dir DIR] IMAGE
 //
 // IMAGE is a path (an OCI layout directory or a docker save archive, PATH[:TAG]) or, when no
 // such path exists, a reference pulled from its registry (--pull missing|always|never).
@@ -253,6 +253,7 @@ hutch::result<hutch::Image> pulled_image(const hutch_run::RunOptions& o,
   }
   hutch::registry::PullOptions options;
   options.transport.tls_verify = o.tls_verify;
+  options.transport.cert_dir = o.cert_dir;
   PullProgress progress;
   options.progress = std::ref(progress);
   if (!o.pull_only || ::isatty(2))

@@ -43,6 +43,7 @@ struct RunOptions {
   bool seccomp = true, no_new_privs = true;
   std::string pull = "missing";  // --pull: missing, always, never (docker's names)
   bool tls_verify = true;
+  std::string cert_dir;
   bool pull_only = false;  // `hutch-run pull REF`
   std::vector<std::string> command;
 };
@@ -118,6 +119,10 @@ inline const std::vector<Flag>& flags() {
          o.pull = std::string(v);
          return success();
        }},
+      {"cert-dir", 0, "DIR",
+       "CA certificates (*.crt) to trust for the registry (default: its directory in "
+       "/etc/containers/certs.d or /etc/docker/certs.d, as HOST:PORT)",
+       text(&RunOptions::cert_dir)},
       {"tls-verify", 0, "BOOL",
        "Verify registries' TLS certificates (default true; false also allows plain HTTP)",
        [](RunOptions& o, std::string_view v) -> result<void> {
@@ -430,7 +435,7 @@ inline hutch::result<RunOptions> parse_args(const std::vector<std::string_view>&
 inline std::string usage() {
   std::string out =
       "Usage: hutch-run (--rootfs DIR | --image IMAGE) [OPTIONS] [--] CMD [ARG...]\n"
-      "       hutch-run pull [--store DIR] [--tls-verify BOOL] IMAGE\n\n"
+      "       hutch-run pull [--store DIR] [--tls-verify BOOL] [--cert-dir DIR] IMAGE\n\n"
       "Run a command in a new container, like `docker run`, with no daemon; or pull an image "
       "into the store, like `docker pull`.\n\nOptions:\n";
   for (const Flag& f : flags()) {

@@ -6,6 +6,11 @@
 // the threads of one pull: each brings its own Http, the token is shared.
 #pragma once
 
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -106,6 +111,56 @@ class Client {
 
   const Reference& reference() const noexcept { return reference_; }
   const Transport& transport() const noexcept { return transport_; }
+
+  /// Reads the CAs this registry is trusted with beyond the system's (Transport's ca_file,
+  /// cert_dir or certs.d directory), for every Http `http()` makes.
+  result<void> load_trust() {
+    std::vector<std::string> files;
+    if (!transport_.ca_file.empty()) files.push_back(transport_.ca_file);
+    std::string dir = transport_.cert_dir;
+    for (std::size_t i = 0; dir.empty() && i < transport_.certs_d.size(); ++i) {
+      const std::string candidate = transport_.certs_d[i] + "/" + reference_.endpoint();
+      struct stat st {};
+      if (::stat(candidate.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) dir = candidate;
+    }
+    if (!dir.empty()) {
+      DIR* d = ::opendir(dir.c_str());
+      if (!d) return last_error(registry_step::request, dir, "reading the registry's CAs");
+      std::vector<std::string> names;
+      while (dirent* e = ::readdir(d)) {
+        const std::string_view name = e->d_name;
+        if (name.size() > 4 && name.ends_with(".crt")) names.emplace_back(name);
+      }
+      ::closedir(d);
+      std::sort(names.begin(), names.end());
+      for (const std::string& n : names) files.push_back(dir + "/" + n);
+    }
+    if (files.empty()) return success();
+    std::string pem;
+    char* system_bundle = nullptr;
+    detail::Http probe(transport_);
+    if (probe.default_ca_file(&system_bundle) && ::access(system_bundle, R_OK) == 0) {
+      files.insert(files.begin(), system_bundle);
+    }
+    for (const std::string& f : files) {
+      auto text = detail::read_auth_file(f);  // a regular file, bounded
+      if (!text) {
+        return make_error(registry_step::request, text.error().errno_value(), f,
+                          "reading a CA certificate file");
+      }
+      pem += *text;
+      pem += "\n";
+    }
+    trusted_ = std::move(pem);
+    return success();
+  }
+
+  /// An HTTP handle for this registry: the transport's settings and its CAs.
+  detail::Http http() const {
+    detail::Http h(transport_);
+    if (!trusted_.empty()) h.trust(trusted_);
+    return h;
+  }
 
   /// `GET /v2/`: finds the scheme (HTTPS; plain HTTP only where the transport allows it) and
   /// takes a token if the registry asks for one.
@@ -407,6 +462,7 @@ class Client {
   std::string base_;
   std::mutex mutex_;
   std::string authorization_;
+  std::string trusted_;
 };
 
 }  // namespace hutch::registry

@@ -34,6 +34,12 @@ struct Transport {
   std::vector<std::string> insecure;
   /// A CA bundle to trust besides the system's; empty: the system's only.
   std::string ca_file;
+  /// A directory whose *.crt files are CAs to trust for the registry (podman's --cert-dir);
+  /// empty: the registry's own directory in `certs_d`, if it has one.
+  std::string cert_dir;
+  /// Where per-registry CAs are kept, as `DIR/HOST:PORT/*.crt` (containers' and docker's
+  /// certs.d); the first that has a directory for the registry is used.
+  std::vector<std::string> certs_d = {"/etc/containers/certs.d", "/etc/docker/certs.d"};
   std::chrono::milliseconds connect_timeout{15000};
   /// A transfer during which nothing arrives for this long fails (and is retried).
   std::chrono::milliseconds stall_timeout{30000};
@@ -353,8 +359,9 @@ class Http {
     const bool insecure = insecure_allowed(request.url);
     ::curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, insecure ? 0L : 1L);
     ::curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, insecure ? 0L : 2L);
-    if (!transport_.ca_file.empty()) {
-      ::curl_easy_setopt(c, CURLOPT_CAINFO, transport_.ca_file.c_str());
+    if (!trusted_.empty()) {
+      curl_blob blob{trusted_.data(), trusted_.size(), CURL_BLOB_NOCOPY};
+      ::curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
     }
     if (request.method == "POST") {
       ::curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -394,6 +401,15 @@ class Http {
   }
 
  public:
+  /// libcurl's own CA bundle (the system's), if it has one.
+  bool default_ca_file(char** path) const {
+    *path = nullptr;
+    return curl_ && ::curl_easy_getinfo(curl_.get(), CURLINFO_CAINFO, path) == CURLE_OK && *path;
+  }
+
+  /// Trusts these CAs (PEM) instead of libcurl's bundle file (the caller includes it).
+  void trust(std::string pem) { trusted_ = std::move(pem); }
+
   /// After a transfer (also a failed one): how many body bytes reached the sink.
   struct HttpFailure {
     std::uint64_t streamed = 0;
@@ -404,6 +420,7 @@ class Http {
   Transport transport_;
   std::unique_ptr<CURL, CurlFree> curl_;
   HttpFailure last_failure_;
+  std::string trusted_;
 };
 
 }  // namespace detail

@@ -122,7 +122,7 @@ class Puller {
         for (std::size_t i = 0; i < n; ++i) done(state(i));
         return std::size_t{0};
       }
-      Http http(client_.transport());
+      Http http = client_.http();
       HUTCH_TRYV(hutch::detail::store_entry(
           store_, "flat/sha256", hutch::detail::hex_of(chain),
           [&](const std::string& tmp) -> result<void> {
@@ -150,7 +150,7 @@ class Puller {
     std::mutex failed_mutex;
     std::optional<Error> failed;
     const auto work = [&] {
-      Http http(client_.transport());
+      Http http = client_.http();
       for (std::size_t k; (k = next++) < missing.size();) {
         {
           std::lock_guard lock(failed_mutex);
@@ -263,7 +263,8 @@ inline result<PullResult> pull_into(const std::string& text, const ImageStore& s
     HUTCH_TRY(credentials, find_credentials(ref, options.credential_files));
   }
   Client client(ref, options.transport, std::move(credentials));
-  detail::Http http(options.transport);
+  HUTCH_TRYV(client.load_trust());
+  detail::Http http = client.http();
   HUTCH_TRYV(client.ping(http));
   HUTCH_TRY(FetchedManifest top, client.manifest(http, ref.manifest_ref()));
   HUTCH_TRY(const FetchedManifest m,
