@@ -2,14 +2,19 @@
 // its config, and each layer streamed from the registry straight into the unpacker, which
 // verifies the blob's digest and the layer's diff_id as the bytes pass (no copy of the blob
 // is kept, nothing is read twice). Layers download concurrently; those already unpacked in
-// the store are not fetched. What fails leaves nothing in the store.
+// the store are not fetched. Rootless, where the layers apply in order into one directory,
+// the first streams and the others download ahead into scratch files meanwhile. What fails
+// leaves nothing in the store.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <mutex>
@@ -122,17 +127,9 @@ class Puller {
         for (std::size_t i = 0; i < n; ++i) done(state(i));
         return std::size_t{0};
       }
-      Http http = client_.http();
       HUTCH_TRYV(hutch::detail::store_entry(
           store_, "flat/sha256", hutch::detail::hex_of(chain),
-          [&](const std::string& tmp) -> result<void> {
-            HUTCH_TRY(hutch::detail::Tree tree, hutch::detail::Tree::open(tmp));
-            for (std::size_t i = 0; i < n; ++i) {
-              HUTCH_TRYV(
-                  stream_layer(http, layers[i], tree, hutch::detail::Whiteouts::apply, state(i)));
-            }
-            return success();
-          }));
+          [&](const std::string& tmp) -> result<void> { return flatten(layers, tmp); }));
       return n;
     }
     std::vector<std::size_t> missing;
@@ -181,7 +178,88 @@ class Puller {
     return missing.size();
   }
 
+  /// Rootless: the layers applied in order into one directory. The first streams straight
+  /// into the unpacker; the others download meanwhile (`concurrency` - 1 at a time) into
+  /// files of a locked scratch directory in the store's tmp, each unpacked from its file
+  /// (and verified there, before any of it is used) when its turn comes.
+  result<void> flatten(const std::vector<ImageLayer>& layers, const std::string& entry) {
+    const std::size_t n = layers.size();
+    HUTCH_TRY(hutch::detail::Tree tree, hutch::detail::Tree::open(entry));
+    std::string dir = store_.dir() + "/tmp/unpack-blobs-XXXXXX";
+    if (::mkdtemp(dir.data()) == nullptr) return last_error(image_step::store, dir);
+    Fd lock(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (lock) ::flock(lock.get(), LOCK_EX);  // alive: reclaim_unpacks leaves it
+    std::vector<result<void>> fetched(n, success());
+    std::vector<bool> ready(n, false);
+    std::mutex m;
+    std::condition_variable changed;
+    std::atomic<bool> stop{false};
+    std::atomic<std::size_t> next{1};
+    const auto blob = [&](std::size_t i) { return dir + "/" + std::to_string(i); };
+    const auto download = [&] {
+      Http http = client_.http();
+      for (std::size_t i; !stop && (i = next++) < n;) {
+        auto r = fetch_to_file(http, layers[i], blob(i), stop,
+                               {i, n, layers[i].digest, 0, layers[i].size});
+        std::lock_guard g(m);
+        fetched[i] = std::move(r);
+        ready[i] = true;
+        changed.notify_all();
+      }
+    };
+    std::vector<std::thread> workers;
+    const unsigned ahead = options_.concurrency > 1 ? options_.concurrency - 1 : 1;
+    for (unsigned t = 0; t < ahead && t + 1 < n; ++t) workers.emplace_back(download);
+    result<void> outcome = [&]() -> result<void> {
+      Http http = client_.http();
+      HUTCH_TRYV(stream_layer(http, layers[0], tree, hutch::detail::Whiteouts::apply,
+                              {0, n, layers[0].digest, 0, layers[0].size}));
+      for (std::size_t i = 1; i < n; ++i) {
+        {
+          std::unique_lock g(m);
+          changed.wait(g, [&] { return ready[i]; });
+          HUTCH_TRYV(fetched[i]);
+        }
+        ImageLayer from_file = layers[i];
+        from_file.blob = blob(i);
+        hutch::detail::LayerUnpacker unpacker(from_file, tree, hutch::detail::Whiteouts::apply,
+                                              budget_, {}, {});
+        if (auto r = unpacker.run(); !r) {
+          Error e = r.error();
+          if (e.subject == from_file.blob) e.subject = layers[i].digest;  // not a scratch path
+          return e;
+        }
+        ::unlink(from_file.blob.c_str());
+      }
+      return success();
+    }();
+    stop = true;
+    for (std::thread& w : workers) w.join();
+    (void)hutch::detail::ScratchDir::remove_tree(dir);
+    return outcome;
+  }
+
  private:
+  /// A layer's blob written to `path` (its progress reported as it arrives); `stop` ends it.
+  result<void> fetch_to_file(Http& http, const ImageLayer& layer, const std::string& path,
+                             const std::atomic<bool>& stop, LayerProgress state) {
+    Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!out) return last_error(image_step::store, path, "a layer's download");
+    const ProgressCallback progress = report();
+    return client_.blob(http, layer.digest, layer.size, [&](const char* p, std::size_t n) {
+      if (stop) return false;
+      for (std::size_t done = 0; done < n;) {
+        const ssize_t w =
+            hutch::detail::sys::retry([&] { return ::write(out.get(), p + done, n - done); });
+        if (w <= 0) return false;
+        done += static_cast<std::size_t>(w);
+      }
+      state.done += n;
+      if (progress) progress(state);
+      return true;
+    });
+  }
+
   /// The caller's callback, one call at a time.
   ProgressCallback report() {
     if (!options_.progress) return {};
