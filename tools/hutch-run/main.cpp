@@ -256,8 +256,7 @@ hutch::result<hutch::Image> pulled_image(const hutch_run::RunOptions& o,
   options.transport.cert_dir = o.cert_dir;
   PullProgress progress;
   options.progress = std::ref(progress);
-  if (!o.pull_only || ::isatty(2))
-    fmt::print(stderr, "{}: Pulling from {}\n", ref.tag.empty() ? ref.digest : ref.tag, ref.name());
+  fmt::print(stderr, "{}: Pulling from {}\n", ref.tag.empty() ? ref.digest : ref.tag, ref.name());
   auto pulled = hutch::registry::pull_into(o.image, store, options);
   progress.finish();
   HUTCH_TRY(const hutch::registry::PullResult result, std::move(pulled));
