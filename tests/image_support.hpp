@@ -183,4 +183,19 @@ inline std::string busybox_layer() {
   return make_tar(e);
 }
 
+/// An index under `tag` with two images, each busybox and /arch ("host\n" or "other\n",
+/// printed by its Cmd): one for this host's architecture, one for s390x (listed first).
+inline void two_platform_image(Layout& layout, const std::string& tag) {
+  auto host = layout.image({busybox_layer(), make_tar({{"arch", 'f', "host\n"}})}, {true, false},
+                           {{"Cmd", {"/bin/cat", "/arch"}}});
+  auto other = layout.image({busybox_layer(), make_tar({{"arch", 'f', "other\n"}})}, {true, false},
+                            {{"Cmd", {"/bin/cat", "/arch"}}}, "s390x");
+  other["platform"] = {{"os", "linux"}, {"architecture", "s390x"}};
+  host["platform"] = {{"os", "linux"}, {"architecture", hutch::detail::host_architecture()}};
+  const json index = {{"schemaVersion", 2},
+                      {"mediaType", "application/vnd.oci.image.index.v1+json"},
+                      {"manifests", {other, host}}};
+  layout.index({{tag, layout.blob("application/vnd.oci.image.index.v1+json", index.dump())}});
+}
+
 }  // namespace hutch_test

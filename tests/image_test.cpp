@@ -140,16 +140,7 @@ TEST_F(ImageTest, ASecondRunReusesTheStore) {
 
 TEST_F(ImageTest, AMultiPlatformIndexGivesTheHostsManifest) {
   Layout layout(base_ / "layout");
-  auto host = layout.image({busybox_layer(), make_tar({{"arch", 'f', "host\n"}})}, {true, false},
-                           {{"Cmd", {"/bin/cat", "/arch"}}});
-  auto other = layout.image({busybox_layer(), make_tar({{"arch", 'f', "other\n"}})}, {true, false},
-                            {{"Cmd", {"/bin/cat", "/arch"}}}, "s390x");
-  other["platform"] = {{"os", "linux"}, {"architecture", "s390x"}};
-  host["platform"] = {{"os", "linux"}, {"architecture", hutch::detail::host_architecture()}};
-  json nested = {{"schemaVersion", 2},
-                 {"mediaType", "application/vnd.oci.image.index.v1+json"},
-                 {"manifests", {other, host}}};
-  layout.index({{"multi", layout.blob("application/vnd.oci.image.index.v1+json", nested.dump())}});
+  two_platform_image(layout, "multi");
   auto image = hutch::Image::open(layout.dir().string(), "multi");
   ASSERT_TRUE(image) << image.error().message();
   auto c = image->container(store());

@@ -153,6 +153,15 @@ http:
     ASSERT_TRUE(port_open(port_)) << read_file((base_ / "registry.log").string());
   }
 
+  /// The registry with Basic auth: user alice, password s3cret (htpasswd, bcrypt).
+  void start_basic_auth_registry() {
+    ASSERT_EQ(shell(fmt::format("htpasswd -Bbc {} alice s3cret >/dev/null 2>&1",
+                                (base_ / "htpasswd").string())),
+              0);
+    start_registry(fmt::format("auth:\n  htpasswd:\n    realm: hutch-test\n    path: {}",
+                               (base_ / "htpasswd").string()));
+  }
+
   std::string name(const std::string& repo_tag) const {
     return fmt::format("127.0.0.1:{}/{}", port_, repo_tag);
   }
@@ -258,11 +267,7 @@ TEST_F(RegistryTest, ATagTheRegistryLacksIsNamed) {
 }
 
 TEST_F(RegistryTest, BasicAuthTakesTheCredentialsFromDockersConfigJson) {
-  ASSERT_EQ(shell(fmt::format("htpasswd -Bbc {} alice s3cret >/dev/null 2>&1",
-                              (base_ / "htpasswd").string())),
-            0);
-  start_registry(fmt::format("auth:\n  htpasswd:\n    realm: hutch-test\n    path: {}",
-                             (base_ / "htpasswd").string()));
+  start_basic_auth_registry();
   push(image("layout", "basic\n", "v1"), "v1", "team/app:v1", "alice:s3cret");
 
   // Without credentials: refused, saying none were found; nothing kept.
@@ -339,16 +344,7 @@ TEST_F(RegistryTest, BearerTokensComeFromTheRealmTheRegistryNames) {
 TEST_F(RegistryTest, AMultiPlatformIndexGivesTheHostsEntryAndNamesTheOthers) {
   start_registry();
   Layout layout(base_ / "layout");
-  auto host = layout.image({busybox_layer(), make_tar({{"arch", 'f', "host\n"}})}, {true, false},
-                           {{"Cmd", {"/bin/cat", "/arch"}}});
-  auto other = layout.image({busybox_layer(), make_tar({{"arch", 'f', "other\n"}})}, {true, false},
-                            {{"Cmd", {"/bin/cat", "/arch"}}}, "s390x");
-  other["platform"] = {{"os", "linux"}, {"architecture", "s390x"}};
-  host["platform"] = {{"os", "linux"}, {"architecture", hutch::detail::host_architecture()}};
-  json index = {{"schemaVersion", 2},
-                {"mediaType", "application/vnd.oci.image.index.v1+json"},
-                {"manifests", {other, host}}};
-  layout.index({{"multi", layout.blob("application/vnd.oci.image.index.v1+json", index.dump())}});
+  two_platform_image(layout, "multi");
   push(layout, "multi", "library/multi:1", {}, true);
 
   auto image = hutch::Image::pull(name("library/multi:1"), store(), options_);
@@ -592,11 +588,7 @@ TEST_F(RegistryTest, HutchRunPullsWhatIsMissingAndRunsIt) {
 }
 
 TEST_F(RegistryTest, HutchRunSaysWhyARegistryRefusesIt) {
-  ASSERT_EQ(shell(fmt::format("htpasswd -Bbc {} alice s3cret >/dev/null 2>&1",
-                              (base_ / "htpasswd").string())),
-            0);
-  start_registry(fmt::format("auth:\n  htpasswd:\n    realm: hutch-test\n    path: {}",
-                             (base_ / "htpasswd").string()));
+  start_basic_auth_registry();
   push(image("layout", "private\n", "v1"), "v1", "team/private:v1", "alice:s3cret");
   const std::string args = fmt::format("--image {} --store {} --rm", name("team/private:v1"),
                                        (base_ / "store").string());
