@@ -29,6 +29,10 @@ out=$(realpath "${3:-.}")
 runs=${RUNS:-10}
 large_runs=$((runs / 3 > 3 ? runs / 3 : 3))
 
+# skopeo's blob-info cache (/var/lib/containers) and podman's /run/libpod: tmpfs of this
+# mount namespace take them, never the machine's.
+mount -t tmpfs tmpfs /var/lib
+mount -t tmpfs -o mode=755 tmpfs /run
 work=$(mktemp -d /tmp/hutch-pull.XXXXXX)
 registry_pid=
 cleanup() {

@@ -175,14 +175,22 @@ http:
     return layout;
   }
 
+  /// skopeo copy to the registry. Its blob-info cache goes to $HOME (the scratch directory)
+  /// for a user, to /var/lib/containers for root: as root it runs in a mount namespace of its
+  /// own with a tmpfs over /var/lib, so nothing is left in the machine's.
   void push(const Layout& layout, const std::string& tag, const std::string& repo_tag,
             const std::string& creds = {}, bool all = false) {
-    ASSERT_EQ(shell(fmt::format(
-                  "HOME={} skopeo --insecure-policy copy --quiet {} {} --dest-tls-verify=false "
-                  "oci:{}:{} docker://{} >>{} 2>&1",
-                  base_.string(), all ? "--all" : "", creds.empty() ? "" : "--dest-creds " + creds,
-                  layout.dir().string(), tag, name(repo_tag), (base_ / "skopeo.log").string())),
-              0)
+    const std::string copy = fmt::format(
+        "env HOME={} skopeo --insecure-policy copy --quiet {} {} --dest-tls-verify=false oci:{}:{} "
+        "docker://{}",
+        base_.string(), all ? "--all" : "", creds.empty() ? "" : "--dest-creds " + creds,
+        layout.dir().string(), tag, name(repo_tag));
+    const std::string command =
+        is_root() ? "unshare --mount --propagation private sh -c 'mount -t tmpfs tmpfs /var/lib "
+                    "&& exec " +
+                        copy + "'"
+                  : copy;
+    ASSERT_EQ(shell(fmt::format("{} >>{} 2>&1", command, (base_ / "skopeo.log").string())), 0)
         << read_file((base_ / "skopeo.log").string());
   }
 
