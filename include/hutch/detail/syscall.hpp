@@ -11,6 +11,7 @@
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -136,6 +137,19 @@ inline int pidfd_send_signal(int pidfd, int signal) noexcept {
 
 inline int pidfd_open(pid_t pid) noexcept {
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+/// Writes all of `data` to `fd` (write(2), or send(2) with MSG_NOSIGNAL for a socket whose
+/// reader may have gone); false on the first error, errno set.
+inline bool write_all(int fd, const char* data, std::size_t size, bool socket = false) noexcept {
+  while (size > 0) {
+    const ssize_t n = retry(
+        [&] { return socket ? ::send(fd, data, size, MSG_NOSIGNAL) : ::write(fd, data, size); });
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
 }
 
 /// Writes a whole small file in one write(2), as /proc and cgroupfs want.

@@ -167,13 +167,7 @@ class Image {
   }
 
   /// OCI's ChainID of the layers: the identity of the stack as a whole.
-  std::string chain_id() const {
-    std::string chain;
-    for (const ImageLayer& l : d_.layers) {
-      chain = chain.empty() ? l.diff_id : detail::Sha256::of(chain + " " + l.diff_id);
-    }
-    return chain;
-  }
+  std::string chain_id() const { return detail::chain_id(d_.layers); }
 
   /// A Container set up the way `docker run IMAGE` would: the image's layers under a writable
   /// overlay, its Entrypoint + Cmd, Env (replacing hutch's minimal one), WorkingDir and User.

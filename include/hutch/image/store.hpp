@@ -168,16 +168,10 @@ inline result<void> store_file(const std::string& dir, const std::string& name,
   std::string tmp = dir + "/." + name + ".XXXXXX";
   Fd fd(::mkostemp(tmp.data(), O_CLOEXEC));
   if (!fd) return last_error(image_step::store, tmp);
-  std::size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n =
-        sys::retry([&] { return ::write(fd.get(), text.data() + done, text.size() - done); });
-    if (n <= 0) {
-      const Error e = last_error(image_step::store, tmp);
-      ::unlink(tmp.c_str());
-      return e;
-    }
-    done += static_cast<std::size_t>(n);
+  if (!sys::write_all(fd.get(), text.data(), text.size())) {
+    const Error e = last_error(image_step::store, tmp);
+    ::unlink(tmp.c_str());
+    return e;
   }
   if (::fchmod(fd.get(), 0644) != 0 || ::rename(tmp.c_str(), (dir + "/" + name).c_str()) != 0) {
     const Error e = last_error(image_step::store, dir + "/" + name);

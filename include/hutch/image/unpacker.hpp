@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "../detail/syscall.hpp"
 #include "../error.hpp"
@@ -43,6 +44,15 @@ struct LayerProgress {
 using ProgressCallback = std::function<void(const LayerProgress&)>;
 
 namespace detail {
+
+/// OCI's ChainID of a stack of layers (bottom first).
+inline std::string chain_id(const std::vector<ImageLayer>& layers) {
+  std::string chain;
+  for (const ImageLayer& l : layers) {
+    chain = chain.empty() ? l.diff_id : Sha256::of(chain + " " + l.diff_id);
+  }
+  return chain;
+}
 
 /// Unpacks one layer blob into `tree`, verifying on the way both the blob's digest (of the
 /// bytes read) and its diff_id (of the decompressed tar) in a single pass: libarchive stage

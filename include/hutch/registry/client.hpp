@@ -279,7 +279,7 @@ class Client {
           return refused(registry_step::blob, where(digest), *r);
         if (done == size) return success();
         // The server ended the body early without an error: resume like a broken transfer.
-      } else if (!detail::transient(r.error()) || r.error().errno_value() == ECANCELED) {
+      } else if (!detail::transient(r.error())) {
         return r.error();
       }
       if (done == before && ++stalls > transport_.retries) {

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "../error.hpp"
+#include "reference.hpp"
 #include "steps.hpp"
 
 namespace hutch::registry {
@@ -53,14 +54,6 @@ struct Transport {
 };
 
 namespace detail {
-
-inline std::string lower_ascii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 /// Text from a server, made safe to print: control bytes become '?', at most `max` bytes.
 inline std::string printable(std::string_view s, std::size_t max = 200) {
@@ -120,8 +113,8 @@ inline std::string origin_of(const std::string& url) {
     if (::curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
         ::curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
         ::curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
-      const std::string s = lower_ascii(scheme);
-      if (s == "http" || s == "https") out = s + "://" + lower_ascii(host) + ":" + port;
+      const std::string s = lower(scheme);
+      if (s == "http" || s == "https") out = s + "://" + lower(host) + ":" + port;
     }
     ::curl_free(scheme);
     ::curl_free(host);
@@ -137,12 +130,6 @@ inline std::string host_of(const std::string& url) {
   if (o.empty()) return {};
   std::string_view rest = std::string_view(o).substr(o.find("://") + 3);
   return std::string(rest.substr(0, rest.rfind(':')));
-}
-
-inline bool loopback_host(std::string_view h) {
-  if (h.size() > 1 && h.front() == '[') h = h.substr(1, h.size() - 2);
-  return h == "localhost" || h == "::1" ||
-         (h.starts_with("127.") && h.find_first_not_of("0123456789.") == std::string_view::npos);
 }
 
 inline int errno_of(CURLcode code) {
@@ -235,7 +222,7 @@ class Http {
     const std::string o = origin_of(url);
     const std::string host_port = o.substr(o.find("://") + 3);
     for (const std::string& name : transport_.insecure) {
-      const std::string n = lower_ascii(name);
+      const std::string n = lower(name);
       if (n == host || n == host_port) return true;
     }
     return false;
@@ -280,7 +267,7 @@ class Http {
         value.remove_prefix(1);
       }
       if (t->response->headers.size() < 256) {
-        t->response->headers.emplace_back(lower_ascii(line.substr(0, colon)), std::string(value));
+        t->response->headers.emplace_back(lower(line.substr(0, colon)), std::string(value));
       }
     }
     return size * count;

@@ -69,17 +69,6 @@ struct PullResult {
 
 namespace detail {
 
-/// send() all of it to a socket whose reader may have gone (then false, no SIGPIPE).
-inline bool send_all(int fd, const char* data, std::size_t n) {
-  while (n > 0) {
-    const ssize_t w = hutch::detail::sys::retry([&] { return ::send(fd, data, n, MSG_NOSIGNAL); });
-    if (w <= 0) return false;
-    data += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
 /// One pull: the client, the image's data and the progress callback, shared by its threads.
 class Puller {
  public:
@@ -98,7 +87,7 @@ class Puller {
     result<void> fetched = success();
     std::thread download([&] {
       fetched = client_.blob(http, layer.digest, layer.size, [&](const char* p, std::size_t n) {
-        return send_all(writer.get(), p, n);
+        return hutch::detail::sys::write_all(writer.get(), p, n, true);
       });
       ::shutdown(writer.get(), SHUT_WR);
     });
@@ -369,12 +358,8 @@ inline result<PullResult> pull_into(const std::string& text, const ImageStore& s
       d, config, std::move(layers),
       {.architecture = options.platform.architecture, .os = options.platform.os}));
   if (d.layers.empty()) return make_error(registry_step::pull, EINVAL, ref.str(), "no layers");
-  std::string chain;
-  for (const ImageLayer& l : d.layers) {
-    chain = chain.empty() ? l.diff_id : hutch::detail::Sha256::of(chain + " " + l.diff_id);
-  }
   detail::Puller puller(client, store, options);
-  HUTCH_TRY(const std::size_t fetched, puller.unpack(d.layers, chain));
+  HUTCH_TRY(const std::size_t fetched, puller.unpack(d.layers, hutch::detail::chain_id(d.layers)));
   HUTCH_TRYV(hutch::detail::store_blob(store, m.digest, m.text));
   HUTCH_TRYV(hutch::detail::store_blob(store, manifest.config.digest, config));
   HUTCH_TRYV(hutch::detail::store_ref(store, ref.str(), m.digest));

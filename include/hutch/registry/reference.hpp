@@ -16,6 +16,26 @@
 
 namespace hutch::registry {
 
+namespace detail {
+
+inline std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+/// A host ("127.0.0.1", "localhost", "::1", "[::1]") on this machine's loopback: docker
+/// talks plain HTTP to registries there.
+inline bool loopback_host(std::string_view h) {
+  if (h.size() > 1 && h.front() == '[') h = h.substr(1, h.size() - 2);
+  return h == "localhost" || h == "::1" ||
+         (h.starts_with("127.") && h.find_first_not_of("0123456789.") == std::string_view::npos);
+}
+
+}  // namespace detail
+
 /// An image reference, normalized: every part docker would fill in is filled in.
 struct Reference {
   std::string domain;  // "docker.io", "quay.io", "127.0.0.1:5000", "[::1]:5000"
@@ -43,11 +63,7 @@ struct Reference {
     return domain.substr(0, domain.find(':'));
   }
   /// A registry on this machine's loopback: docker talks plain HTTP to these.
-  bool loopback() const {
-    const std::string h = host();
-    return h == "localhost" || h == "::1" ||
-           (h.starts_with("127.") && h.find_first_not_of("0123456789.") == std::string::npos);
-  }
+  bool loopback() const { return detail::loopback_host(host()); }
   bool operator==(const Reference&) const = default;
 };
 
