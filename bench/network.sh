@@ -36,6 +36,9 @@ mkdir "$s/cgroup"
 mount --rbind /sys/fs/cgroup "$s/cgroup"
 mount -t sysfs sysfs /sys
 mount --move "$s/cgroup" /sys/fs/cgroup
+# podman's blob-info cache (/var/lib/containers) and the CNI leases (/var/lib/cni): a /var/lib
+# of this mount namespace takes them, never the machine's.
+mount -t tmpfs -o mode=755 tmpfs /var/lib
 ip link set lo up
 
 set -- hyperfine -N --runs "$runs" --warmup 5 --export-json "$out/network.json" \
