@@ -220,7 +220,7 @@ inline result<std::string> make_parents(const CGroupLimits& spec, const Hierarch
         [&](std::string_view p) { parts.push_back(p); });
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
     const std::string parent = dir;
-    dir += "/" + std::string(parts[i]);
+    dir.append("/").append(parts[i]);
     const bool made = ::mkdir(dir.c_str(), 0755) == 0;
     if (!made && errno != EEXIST) {
       return last_error(Step::cgroup_create, dir, "a parent of the cgroup path");

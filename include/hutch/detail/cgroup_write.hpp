@@ -169,7 +169,7 @@ inline result<void> write_v1_devices(const std::string& dir, const std::vector<D
 inline result<void> write_v1_limits(const std::string& dir, const std::string& controllers,
                                     const CGroupLimits& spec) {
   auto has = [&](std::string_view c) {
-    return controllers.find("," + std::string(c) + ",") != std::string::npos;
+    return controllers.find(fmt::format(",{},", c)) != std::string::npos;
   };
   if (has("memory")) HUTCH_TRYV(write_v1_memory(dir, spec));
   if (has("cpu")) HUTCH_TRYV(write_v1_cpu(dir, spec));

@@ -82,7 +82,7 @@ inline result<void> open_store(const ImageStore& store, std::string_view sub = {
   std::string path = root;
   for (std::string_view rest = sub; !rest.empty();) {
     const auto slash = rest.find('/');
-    path += "/" + std::string(rest.substr(0, slash));
+    path.append("/").append(rest.substr(0, slash));
     HUTCH_TRYV(private_directory(path, image_step::store, {.create = true, .repair = true}));
     if (slash == std::string_view::npos) break;
     rest.remove_prefix(slash + 1);

@@ -86,7 +86,7 @@ inline bool lsm_active(std::string_view name) {
   char buffer[512];
   const ssize_t n = ::read(fd.get(), buffer, sizeof buffer - 1);
   if (n <= 0) return false;
-  const std::string list = "," + std::string(buffer, static_cast<std::size_t>(n)) + ",";
+  const std::string list = std::string(",").append(buffer, static_cast<std::size_t>(n)).append(",");
   return list.find("," + std::string(name) + ",") != std::string::npos;
 }
 
