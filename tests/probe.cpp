@@ -1,8 +1,10 @@
 // The test probe: a small static program that runs inside containers and reports what it
 // sees. One mode per argv[1]; output is plain "key value" lines for the tests to parse.
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -135,6 +137,19 @@ int main(int argc, char** argv) {
     ioctl(s, SIOCGIFFLAGS, &r);
     std::printf("lo %s\n", (r.ifr_flags & IFF_UP) ? "up" : "down");
     list_dir("/sys/class/net", false);
+    return 0;
+  }
+  if (mode == "bind" && argc > 2) {  // a TCP port on loopback: needs CAP_NET_BIND_SERVICE < 1024
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(std::atoi(argv[2])));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (s < 0 || bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      std::printf("bind error %s\n", std::strerror(errno));
+    } else {
+      std::printf("bind ok\n");
+    }
     return 0;
   }
   if (mode == "spew" && argc > 2) {

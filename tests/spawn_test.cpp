@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -150,6 +151,97 @@ TEST(Namespaces, LoopbackIsUpInANewNetworkNamespace) {
   LeakCheck leaks;
   auto out = run_ok(probe_container({"lo"}));
   EXPECT_NE(out.find("lo up"), std::string::npos) << out;
+}
+
+// --- network namespaces made ahead -----------------------------------------------------
+
+/// As root, a container without a user namespace (its network namespace then belongs to the
+/// host's either way); rootless, one with: the reserve makes none, the container its own.
+Namespaces made_ahead_namespaces() {
+  return is_root() ? Namespaces::all().without(Namespace::user) : Namespaces::all();
+}
+
+TEST(NetworkMadeAhead, EachContainerGetsAFreshOneWithLoopbackUp) {
+  LeakCheck leaks;
+  std::set<std::string> seen;
+  for (int i = 0; i < 4; ++i) {
+    auto c = probe_container({"ns"}).namespaces(made_ahead_namespaces()).network_made_ahead();
+    auto ns = parse(run_ok(c));
+    EXPECT_NE(ns["net"], host_ns("net"));
+    EXPECT_TRUE(seen.insert(ns["net"]).second) << "a network namespace was used twice";
+    auto lo =
+        run_ok(probe_container({"lo"}).namespaces(made_ahead_namespaces()).network_made_ahead());
+    EXPECT_NE(lo.find("lo up"), std::string::npos) << lo;
+  }
+  auto created = probe_container({"ns"})
+                     .namespaces(made_ahead_namespaces())
+                     .network_made_ahead()
+                     .std_out(Stdio::piped())
+                     .create();
+  ASSERT_TRUE(created) << created.error().message();
+  auto child = created->start();
+  ASSERT_TRUE(child) << child.error().message();
+  auto out = child->wait_with_output();
+  ASSERT_TRUE(out) << out.error().message();
+  EXPECT_TRUE(seen.insert(parse(out->std_out)["net"]).second);
+  // As root the reserve's thread keeps some made; rootless it makes none.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (is_root() && hutch::detail::NetReserve::get().ready() == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(hutch::detail::NetReserve::get().ready() > 0, is_root());
+  hutch::detail::NetReserve::get().release();  // the reserve's descriptors, before LeakCheck's
+}
+
+TEST(NetworkMadeAhead, WithAUserNamespaceItBelongsToTheHost) {
+  HUTCH_REQUIRE_ROOT();
+  LeakCheck leaks;
+  // The container's root may bind port 80 in a network namespace of its own user namespace,
+  // not in one of the host's: the capability counts in the namespace's owner.
+  auto own = run_ok(probe_container({"bind", "80"}));
+  EXPECT_NE(own.find("bind ok"), std::string::npos) << own;
+  auto ahead = run_ok(probe_container({"bind", "80"}).network_made_ahead());
+  EXPECT_NE(ahead.find("bind error Permission denied"), std::string::npos) << ahead;
+  // Without a user namespace the container's root is the host's: the same either way.
+  auto host_root = run_ok(
+      probe_container({"bind", "80"}).namespaces(made_ahead_namespaces()).network_made_ahead());
+  EXPECT_NE(host_root.find("bind ok"), std::string::npos) << host_root;
+  // Its /sys is a sysfs of its own network namespace (made with it: the container's root
+  // could not mount one), read-only, not the host's bound in.
+  auto sys = run_ok(busybox_container({"sh", "-c", "ls /sys/class/net; touch /sys/x || echo ro"})
+                        .network_made_ahead());
+  EXPECT_EQ(sys, "lo\nro\n");
+  hutch::detail::NetReserve::get().release();
+}
+
+TEST(NetworkMadeAhead, RootlessTheContainerMakesItsOwn) {
+  HUTCH_REQUIRE_ROOTLESS();
+  LeakCheck leaks;
+  auto out = run_ok(probe_container({"bind", "80"}).network_made_ahead());
+  EXPECT_NE(out.find("bind ok"), std::string::npos) << out;
+  EXPECT_EQ(hutch::detail::NetReserve::get().ready(), 0u);
+}
+
+TEST(NetworkMadeAhead, NetSysctlsWithAUserNamespaceAreRefused) {
+  LeakCheck leaks;
+  auto child = probe_container({"ns"})
+                   .network_made_ahead()
+                   .sysctl("net.ipv4.ip_unprivileged_port_start", "0")
+                   .spawn();
+  ASSERT_FALSE(child);
+  EXPECT_EQ(child.error().step, hutch::Step::validate);
+  EXPECT_NE(child.error().note.find("host's user namespace"), std::string::npos)
+      << child.error().message();
+  // Without a user namespace they are the host root's to set, as always.
+  auto set = probe_container({"cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"})
+                 .namespaces(made_ahead_namespaces())
+                 .network_made_ahead()
+                 .sysctl("net.ipv4.ip_unprivileged_port_start", "0");
+  if (is_root()) {
+    EXPECT_EQ(run_ok(set), "0\n");
+  }
+  hutch::detail::NetReserve::get().release();
 }
 
 TEST(Namespaces, RootlessCallerBecomesRootInside) {

@@ -97,10 +97,6 @@ class Container : public detail::ProcessBuilder<Container, detail::Spec> {
     spec_.namespaces = spec_.namespaces.with(type);
     return *this;
   }
-  /// With create(): the created container waits, set up, for a reader of the FIFO at `path`
-  /// (made if missing) instead of for Created::start(), so any process may start it with
-  /// hutch::start_created(path) — as `runc start` does through runc's exec.fifo. Give it
-  /// `die_with_parent(false)` to let it outlive the creating process.
   /// The container's network, set up by a module on the host after clone and before exec
   /// (hutch::net's Network converts to this: `network(hutch::Network::bridge())`). Null: a
   /// network namespace of its own with loopback only, the default.
@@ -111,6 +107,25 @@ class Container : public detail::ProcessBuilder<Container, detail::Spec> {
     spec_.attacher = std::move(attacher);
     return *this;
   }
+  /// Lets the container's network namespace be one that hutch made ahead, on a background
+  /// thread, instead of one made at clone: the kernel takes 1-3 ms to make a network
+  /// namespace, more than all the rest of a full-isolation spawn. Each is used once, with its
+  /// loopback up, and goes with the container. Only a host with CAP_SYS_ADMIN (root) makes
+  /// them; elsewhere the container makes its own at clone, as without this.
+  ///
+  /// A namespace made ahead belongs to the host's user namespace. For a container without a
+  /// user namespace that is what it would have had anyway. For one with, it is the
+  /// difference: the container's root then holds no capability over its network, so it
+  /// cannot configure it (CAP_NET_ADMIN), bind ports below 1024 or open raw sockets, and
+  /// net.* sysctls are refused. A host-side network (`network(...)`) is set up as usual.
+  Container& network_made_ahead(bool yes = true) {
+    spec_.network_made_ahead = yes;
+    return *this;
+  }
+  /// With create(): the created container waits, set up, for a reader of the FIFO at `path`
+  /// (made if missing) instead of for Created::start(), so any process may start it with
+  /// hutch::start_created(path) — as `runc start` does through runc's exec.fifo. Give it
+  /// `die_with_parent(false)` to let it outlive the creating process.
   Container& start_fifo(std::string path) {
     spec_.start_fifo = std::move(path);
     return *this;

@@ -47,6 +47,7 @@
   X(create_pipe, "spawn", "create pipe", false)                                  \
   X(allocate_stack, "spawn", "allocate child stack", false)                      \
   X(clone, "spawn", "clone", false)                                              \
+  X(enter_network_namespace, "spawn", "enter a network made ahead", false)       \
   X(write_setgroups, "spawn", "write setgroups", false)                          \
   X(write_uid_map, "spawn", "write uid_map", false)                              \
   X(write_gid_map, "spawn", "write gid_map", false)                              \

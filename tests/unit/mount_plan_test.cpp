@@ -131,6 +131,7 @@ TEST(MountPlan, ProcDevAndSysAreTheContainersOwnWithItsNamespaces) {
   ASSERT_NE(sys, nullptr);
   EXPECT_EQ(str(sys->fstype), "sysfs");
   EXPECT_TRUE(sys->flags & MS_RDONLY);
+  EXPECT_TRUE(sys->network_sysfs) << "the step a sysfs made ahead with its network replaces";
   EXPECT_NE(find(p, Kind::mount, "/dev"), nullptr);
   for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
     const MountStep* bind = find(p, Kind::bind, node);
@@ -153,6 +154,7 @@ TEST(MountPlan, WithoutThoseNamespacesTheHostsAreBound) {
   const MountStep* sys = find(p, Kind::bind, "/sys");
   ASSERT_NE(sys, nullptr);
   EXPECT_TRUE(sys->flags & MS_RDONLY) << "read-only with every submount";
+  EXPECT_FALSE(sys->network_sysfs);
   EXPECT_EQ(find(p, Kind::mount, "mqueue"), nullptr) << "the host's queues stay out";
 }
 

@@ -95,3 +95,14 @@ TEST(Validate, DescriptorsUmaskRlimitsAndClocks) {
   EXPECT_TRUE(
       check(good().time_offsets({1, 0, 0, 0}).namespaces(Namespaces::all().with(Namespace::time))));
 }
+
+TEST(Validate, ANetworkMadeAheadTakesNoNetSysctlsFromAUserNamespace) {
+  const auto sysctl = [](Container c) {
+    return c.sysctl("net.ipv4.ip_unprivileged_port_start", "0");
+  };
+  expect_invalid(sysctl(good().network_made_ahead()), "net.ipv4.ip_unprivileged_port_start");
+  EXPECT_TRUE(check(sysctl(good())));
+  EXPECT_TRUE(check(
+      sysctl(good().network_made_ahead().namespaces(Namespaces::all().without(Namespace::user)))));
+  EXPECT_TRUE(check(good().network_made_ahead().sysctl("kernel.shmmax", "1024")));
+}

@@ -23,6 +23,7 @@
 #include "id_maps.hpp"
 #include "janitor.hpp"
 #include "launch_state.hpp"
+#include "net_reserve.hpp"
 #include "prepare.hpp"
 #include "spec.hpp"
 #include "sync.hpp"
@@ -219,6 +220,7 @@ class Launcher {
   result<Child> run() {
     HUTCH_TRYV(prepare(c_, s_, create_));
     s_.plan.await_network = attachment_ != nullptr;
+    take_network_made_ahead();
     HUTCH_TRYV(cgroup_before_clone());
     if (!stack_.allocate()) return last_error(Step::allocate_stack);
     HUTCH_TRYV(clone_child());
@@ -258,10 +260,25 @@ class Launcher {
     return success();
   }
 
-  /// The CLONE_NEW* flags of the namespaces to make: those asked for, but the joined ones.
+  /// Container::network_made_ahead: a network namespace from the reserve, its loopback
+  /// already up. Without one (not root), the child makes its own at clone, as without it.
+  void take_network_made_ahead() {
+    if (!c_.network_made_ahead || !c_.namespaces.contains(Namespace::net)) return;
+    for (const auto& j : c_.joined) {
+      if (j.type == Namespace::net) return;
+    }
+    network_made_ahead_ = NetReserve::get().take();
+    if (!network_made_ahead_) return;
+    s_.plan.loopback_up = false;
+    s_.plan.sysfs_fd = network_made_ahead_.sysfs.get();
+  }
+
+  /// The CLONE_NEW* flags of the namespaces to make: those asked for, but the joined ones
+  /// and a network namespace made ahead.
   std::uint64_t new_namespaces() const {
     Namespaces made = c_.namespaces;
     for (const auto& j : c_.joined) made = made.without(j.type);
+    if (network_made_ahead_) made = made.without(Namespace::net);
     return made.clone_flags();
   }
 
@@ -276,12 +293,25 @@ class Launcher {
         pid_namespace.emplace();
         if (!pid_namespace->enter(s_.pid_namespace.get())) return -static_cast<long>(errno);
       }
+      // So with a network namespace made ahead: the child starts in it.
+      std::optional<ThreadNetworkNamespace> net_namespace;
+      if (network_made_ahead_) {
+        net_namespace.emplace();
+        if (!net_namespace->enter(network_made_ahead_.net.get())) {
+          entering_network_failed_ = true;
+          return -static_cast<long>(errno);
+        }
+      }
       return start_child(child::main, &s_.plan, new_namespaces(), stack_, pidfd, cgroup_fd_.get(),
                          placed_, s_.plan.handlers_cleared, !create_);
     };
     // A created child copies our memory's dumpable flag: copy it while no spawn has it
     // cleared, or a rootless host could not write the child's id maps.
     pid_ = create_ ? DumpableWindow::when_all_closed(start) : start();
+    network_made_ahead_ = {};  // the child's now: they go with it
+    if (entering_network_failed_) {
+      return make_error(Step::enter_network_namespace, static_cast<int>(-pid_), "");
+    }
     if (pid_ < 0) return clone_error(c_.namespaces, static_cast<int>(-pid_));
     pidfd_.reset(pidfd);
     s_.report_write.reset();
@@ -381,6 +411,8 @@ class Launcher {
   std::optional<DumpableWindow> non_dumpable_;
   std::unique_ptr<Attachment> attachment_;
   Fd attach_netns_, attach_userns_;
+  MadeAheadNetwork network_made_ahead_;
+  bool entering_network_failed_ = false;
 };
 
 }  // namespace hutch::detail

@@ -221,7 +221,8 @@ struct RootFsPlanner {
                    .source = "sysfs",
                    .target = "/sys",
                    .fstype = "sysfs",
-                   .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY});
+                   .flags = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                   .network_sysfs = true});
     } else {
       add_in_root({.kind = MountStep::Kind::bind,
                    .create = true,
@@ -307,7 +308,8 @@ struct RootFsPlanner {
                    .target = target,
                    .fstype = keep(m.type),
                    .data = m.data.empty() ? nullptr : keep(m.data),
-                   .flags = m.flags & ~static_cast<unsigned long>(MS_REC | MS_BIND)});
+                   .flags = m.flags & ~static_cast<unsigned long>(MS_REC | MS_BIND),
+                   .network_sysfs = m.type == "sysfs"});
     }
     if (m.propagation) {
       add_in_root({.kind = MountStep::Kind::propagate, .target = target, .flags = m.propagation});

@@ -61,6 +61,10 @@ struct MountStep {
   unsigned mode = 0755;
   unsigned long long device = 0;  // node: the device number (makedev)
   bool recursive = false;         // attributes: to every mount below too
+  /// A sysfs of the container's network namespace: where the host made that namespace ahead
+  /// (Plan::sysfs_fd), the sysfs made with it is moved here instead of mounting one, which a
+  /// user namespace that does not own the network namespace may not do.
+  bool network_sysfs = false;
 };
 
 /// One namespaced kernel parameter, written inside the container once its /proc is there.
@@ -128,6 +132,7 @@ struct Plan {
   std::size_t join_count = 0;
   int exec_fd = -1;        // execveat this file instead of the exec candidates
   int start_fifo_fd = -1;  // O_PATH of the FIFO a created child waits on (Spec::start_fifo)
+  int sysfs_fd = -1;       // the detached sysfs of a network namespace made ahead
   bool loopback_up = false;
   bool unshare_cgroup = false;
   /// cgroup v1: the host creates our cgroup and moves us into it while we set up (clone

@@ -82,8 +82,9 @@ struct Spec : ProcessSpec {
   std::optional<std::string> domainname;
   std::vector<std::pair<std::string, std::string>> sysctls;  // "net.ipv4.ip_forward" = "1"
   std::vector<JoinedNamespace> joined;
-  std::optional<std::string> start_fifo;  // create(): wait for a reader of this FIFO
+  std::optional<std::string> start_fifo;     // create(): wait for a reader of this FIFO
   std::shared_ptr<const Attacher> attacher;  // host-side work before exec: a network
+  bool network_made_ahead = false;           // a network namespace from detail::NetReserve
 };
 
 }  // namespace hutch::detail

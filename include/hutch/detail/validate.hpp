@@ -173,6 +173,11 @@ inline result<void> check_namespaces(const Spec& c) {
       return invalid(key, "not a kernel parameter of the container's own namespaces");
     }
     if (has_nul(value) || value.size() > 4096) return invalid(key, "the value is not text");
+    if (c.network_made_ahead && key.starts_with("net.") && c.namespaces.contains(Namespace::user)) {
+      return invalid(key,
+                     "a network namespace made ahead belongs to the host's user namespace: "
+                     "the container's root may not set its net.* sysctls");
+    }
   }
   for (const auto& j : c.joined) {
     if (j.type == Namespace::user || j.type == Namespace::mount) {

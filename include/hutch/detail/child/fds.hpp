@@ -33,7 +33,7 @@ HUTCH_CHILD_CODE inline bool close_unneeded_fds(const Plan& plan) noexcept {
   };
   add(0), add(1), add(2), add(plan.error_fd), add(plan.sync_fd), add(plan.test_pause_fd);
   add(plan.join_pidfd), add(plan.join_cgroup_fd), add(plan.init_fd), add(plan.exec_fd);
-  add(plan.start_fifo_fd);
+  add(plan.start_fifo_fd), add(plan.sysfs_fd);
   for (std::size_t i = 0; i < plan.join_count && i < 8; ++i) add(plan.joins[i].fd);
   for (std::size_t i = 0; i < plan.fd_move_count && i < 64; ++i) add(plan.fd_moves[i].source);
   for (std::size_t i = 1; i < n; ++i) {  // insertion sort: a handful of numbers

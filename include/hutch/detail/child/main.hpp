@@ -76,6 +76,7 @@ HUTCH_CHILD_CODE inline int main(void* argument) noexcept {
   raw::sys(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
   set_up_host_identity(plan);
   run_mount_steps(plan);
+  if (plan.sysfs_fd >= 0) raw::sys(SYS_close, plan.sysfs_fd);  // moved into place, or unused
   if (plan.await_network) {
     await(plan, SyncPoint::network_ready);
     if (!plan.wait_for_start) raw::sys(SYS_close, plan.sync_fd);  // the last point it needs

@@ -73,9 +73,29 @@ HUTCH_CHILD_CODE inline long mask(const char* target, bool directory, int shared
 
 /// What the mount steps keep between them.
 struct MountState {
-  int root = -1;  // the new root, opened once the steps that build it have run
-  int mask = -1;  // the first empty read-only tmpfs that masks a directory: bound for the others
+  int root = -1;   // the new root, opened once the steps that build it have run
+  int mask = -1;   // the first empty read-only tmpfs that masks a directory: bound for the others
+  int sysfs = -1;  // Plan::sysfs_fd until a network_sysfs step has used it
 };
+
+/// Moves the detached sysfs `fd` (made read-only, nosuid, nodev and noexec with its network
+/// namespace) onto `target`, then clears what the step's `flags` do not ask for.
+HUTCH_CHILD_CODE inline long attach_sysfs(int fd, const char* target,
+                                          unsigned long flags) noexcept {
+  // The target is a resolved /proc/self/fd/N: its magic link is followed (T_SYMLINKS).
+  long r = raw::sys(SYS_move_mount, fd, "", AT_FDCWD, target,
+                    0x4 | 0x10 /* MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_SYMLINKS */);
+  std::uint64_t clear = 0;
+  if (!(flags & MS_RDONLY)) clear |= 0x1;  // MOUNT_ATTR_RDONLY
+  if (!(flags & MS_NOSUID)) clear |= 0x2;  // MOUNT_ATTR_NOSUID
+  if (!(flags & MS_NODEV)) clear |= 0x4;   // MOUNT_ATTR_NODEV
+  if (!(flags & MS_NOEXEC)) clear |= 0x8;  // MOUNT_ATTR_NOEXEC
+  if (r < 0 || clear == 0) return r;
+  struct {
+    std::uint64_t attr_set, attr_clr, propagation, userns_fd;
+  } attr{0, clear, 0, 0};
+  return raw::sys(SYS_mount_setattr, AT_FDCWD, target, 0, &attr, sizeof attr);
+}
 
 /// Creates the missing target of a `here` step in the working directory.
 HUTCH_CHILD_CODE inline long create_here(const MountStep& step) noexcept {
@@ -213,7 +233,12 @@ HUTCH_CHILD_CODE inline long run_step(const MountStep& step, MountState& state) 
   if (!target) return r;
   switch (step.kind) {
     case Kind::mount:
-      r = raw::sys(SYS_mount, step.source, target, step.fstype, step.flags, step.data);
+      if (step.network_sysfs && state.sysfs >= 0) {
+        r = attach_sysfs(state.sysfs, target, step.flags);
+        state.sysfs = -1;
+      } else {
+        r = raw::sys(SYS_mount, step.source, target, step.fstype, step.flags, step.data);
+      }
       break;
     case Kind::bind:
     case Kind::readonly:
@@ -304,6 +329,7 @@ constexpr Step step_of(const MountStep& step) noexcept {
 /// Runs the filesystem steps in order (they need a mount namespace).
 HUTCH_CHILD_CODE inline void run_mount_steps(const Plan& plan) noexcept {
   MountState state;
+  state.sysfs = plan.sysfs_fd;
   for (std::size_t i = 0; i < plan.mount_count; ++i) {
     const MountStep& step = plan.mounts[i];
     if (step.kind == MountStep::Kind::enter_cgroup) {
