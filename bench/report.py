@@ -42,9 +42,12 @@ LEVELS = [
     ("container/all_but_net+overlay", "... + overlay"),
     ("container/full", "... + cgroup with limits (full isolation)"),
     ("container/full+net", "full isolation + net namespace"),
+    ("container/net_made_ahead", "+ net namespace only, made ahead (network_made_ahead)"),
+    ("container/full+net_made_ahead", "full isolation + net namespace made ahead"),
     ("created/none", "created ahead, no namespaces: start() + wait"),
     ("created/full", "created ahead, full isolation: start() + wait"),
     ("created/full+net", "created ahead, full isolation + net: start() + wait"),
+    ("created/full+net_made_ahead", "created ahead, full + net made ahead: start() + wait"),
 ]
 
 
@@ -69,6 +72,19 @@ for base, label in LEVELS:
         continue  # not a spawn: kept out of the plot of spawn latency by level
     plot_rows.append((base.replace("container/", ""), g, n))
 lines.append("")
+
+# Spawns spaced by an idle pause (a process of its own): what is made ahead is ready.
+if median("spaced/fork_exec/glibc/real_time") is not None:
+    sf = median("spaced/fork_exec/glibc/real_time")
+    lines.append("| spawns 4 ms apart, static glibc `true` | latency | ratio to fork + exec |")
+    lines.append("|---|---:|---:|")
+    lines.append(f"| fork + exec | {sf:.0f} µs | 1.00x |")
+    for level, label in (("full", "full isolation"),
+                         ("full+net", "full isolation + net namespace"),
+                         ("full+net_made_ahead", "full isolation + net namespace made ahead")):
+        g = median(f"spaced/container/{level}/glibc/real_time")
+        lines.append(f"| {label} | {g:.0f} µs | {g / sf:.2f}x |")
+    lines.append("")
 
 # Host size: fork copies the caller's page tables; a CLONE_VM spawn does not.
 # One process per size and round (bench/run-all): the median over the rounds.
@@ -126,8 +142,10 @@ lines.append("")
 if median("pool/full/glibc/real_time") is not None:
     lines.append("| hutch::Pool, static glibc `true` | latency | ratio to fork + exec |")
     lines.append("|---|---:|---:|")
-    for level in ("full", "full+net"):
+    for level in ("full", "full+net", "full+net_made_ahead"):
         g = median(f"pool/{level}/glibc/real_time")
+        if g is None:
+            continue
         lines.append(f"| take + start + wait, {level} | {g:.0f} µs | {g / fork['glibc']:.2f}x |")
     lines.append("")
     lines.append("| spawning threads | fork + exec per second | Pool, full isolation, per second |")

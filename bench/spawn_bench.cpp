@@ -19,11 +19,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -129,9 +131,11 @@ struct Level {
   std::string name;
   Namespaces namespaces;
   bool rootfs = false, overlay = false, cgroup = false;
+  bool network_made_ahead = false;  // Container::network_made_ahead: from hutch's reserve
 
   hutch::Container container(const Payload& p) const {
-    hutch::Container c = hutch::Container{}.namespaces(namespaces);
+    hutch::Container c =
+        hutch::Container{}.namespaces(namespaces).network_made_ahead(network_made_ahead);
     if (rootfs) {
       hutch::RootFs root = hutch::RootFs::directory(payload_root());
       if (overlay) root.overlay();
@@ -163,13 +167,24 @@ std::vector<Level> levels() {
   l.push_back({"all_but_net+overlay", all_but_net, true, true});
   l.push_back({"full", all_but_net, true, true, true});
   l.push_back({"full+net", Namespaces::all(), true, true, true});
+  // The network namespace made ahead on hutch's thread (it then belongs to the host's user
+  // namespace): alone, and with full isolation.
+  l.push_back({"net_made_ahead", Namespaces::of({Namespace::net}), false, false, false, true});
+  l.push_back({"full+net_made_ahead", Namespaces::all(), true, true, true, true});
   return l;
+}
+
+Level level_named(const std::string& name) {
+  for (const Level& l : levels()) {
+    if (l.name == name) return l;
+  }
+  std::abort();
 }
 
 /// The level the targets name: user, pid, mount, uts, ipc and cgroup namespaces, id maps,
 /// a new cgroup with limits, pivot_root into an overlay, /proc and /dev.
 Level full_isolation() {
-  return levels()[levels().size() - 2];
+  return level_named("full");
 }
 
 void container(benchmark::State& state, const Level& level, const Payload& p) {
@@ -222,6 +237,36 @@ void created(benchmark::State& state, const Level& level, const Payload& p) {
     }
   }
   state.SetItemsProcessed(state.iterations());
+}
+
+/// Spawn + wait with the machine left idle for a few milliseconds between spawns (not timed):
+/// a host that starts a sandbox now and then. What is made ahead has had the time to be made
+/// and the last container's teardown is over, unlike in the back-to-back rows, where the
+/// kernel's work for the next and the last container runs beside each spawn. A null level is
+/// fork + exec, spaced alike.
+void spaced(benchmark::State& state, const Level* level, const Payload& p) {
+  std::optional<hutch::Container> c;
+  if (level) c = level->container(p);
+  char* const argv[] = {const_cast<char*>(p.host), nullptr};
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::this_thread::sleep_for(std::chrono::milliseconds(4));
+    state.ResumeTiming();
+    if (!c) {
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        ::execve(p.host, argv, environ);
+        ::_exit(127);
+      }
+      if (!reap(pid)) state.SkipWithError("payload failed");
+      continue;
+    }
+    auto status = c->run();
+    if (!status || !status->success()) {
+      state.SkipWithError(status ? "payload failed" : status.error().message().c_str());
+      break;
+    }
+  }
 }
 
 /// hutch::Pool, one per level and payload, of `pool_size` kept full on hutch's pool thread;
@@ -282,10 +327,19 @@ int main(int argc, char** argv) {
           ->ArgName("host_gib")
           ->Arg(0);
     }
-    for (const Level& level : {levels().front(), full_isolation(), levels().back()}) {
+    for (const Level& level : {levels().front(), full_isolation(), level_named("full+net"),
+                               level_named("full+net_made_ahead")}) {
       time(benchmark::RegisterBenchmark(("created/" + level.name + suffix).c_str(), created, level,
                                         *p));
     }
+  }
+  // Spaced spawns (their own process in bench/run-all: the reserve's thread stays).
+  static const std::vector<Level> spaced_levels = {full_isolation(), level_named("full+net"),
+                                                   level_named("full+net_made_ahead")};
+  time(benchmark::RegisterBenchmark("spaced/fork_exec/glibc", spaced, nullptr, glibc));
+  for (const Level& level : spaced_levels) {
+    time(benchmark::RegisterBenchmark(("spaced/container/" + level.name + "/glibc").c_str(), spaced,
+                                      &level, glibc));
   }
   // Throughput by the number of spawning threads.
   for (int threads : {1, 2, 8}) {
@@ -299,7 +353,8 @@ int main(int argc, char** argv) {
   }
   // hutch::Pool: take + start + wait, and sustained throughput by spawning threads (their
   // own process in bench/run-all: the pool thread stays).
-  for (const Level& level : {full_isolation(), levels().back()}) {
+  for (const Level& level :
+       {full_isolation(), level_named("full+net"), level_named("full+net_made_ahead")}) {
     time(benchmark::RegisterBenchmark(("pool/" + level.name + "/glibc").c_str(), pooled, level,
                                       glibc, false));
   }
