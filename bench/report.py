@@ -8,10 +8,10 @@ import subprocess
 import sys
 
 out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "bench-results")
-# The latency rows, the throughput rows, the threaded-host rows and the Pool rows, each from a process of
-# its own (bench/run-all); run names do not overlap.
+# The latency rows, the spaced rows, the throughput rows, the threaded-host rows and the Pool
+# rows, each from a process of its own (bench/run-all); run names do not overlap.
 results = []
-for name in ("spawn", "throughput", "threaded", "pool"):
+for name in ("spawn", "spaced", "throughput", "threaded", "pool"):
     path = out / f"{name}.json"
     if path.exists():
         results += json.loads(path.read_text())["benchmarks"]
