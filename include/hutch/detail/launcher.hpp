@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,22 +40,29 @@ struct Launched {
   std::unique_ptr<LaunchState> state;
 };
 
-/// The calling thread's pid namespace for children, entered for one clone and given back.
-class ThreadPidNamespace {
+/// The calling thread in another namespace for one clone, and back after: setns(2) changes
+/// only the calling thread's network namespace and pid namespace for children. `own` names
+/// the thread's namespace of that kind to come back to.
+class ThreadNamespace {
  public:
-  ThreadPidNamespace() = default;
-  ThreadPidNamespace(const ThreadPidNamespace&) = delete;
-  ThreadPidNamespace& operator=(const ThreadPidNamespace&) = delete;
+  ThreadNamespace(const char* own, int type) : own_path_(own), type_(type) {}
+  ThreadNamespace(const ThreadNamespace&) = delete;
+  ThreadNamespace& operator=(const ThreadNamespace&) = delete;
   bool enter(int target) {
-    own_.reset(::open("/proc/thread-self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
+    own_.reset(::open(own_path_, O_RDONLY | O_CLOEXEC));
     if (!own_) return false;
-    return ::setns(target, CLONE_NEWPID) == 0;
+    if (::setns(target, type_) == 0) return true;
+    own_.reset();
+    return false;
   }
-  ~ThreadPidNamespace() {
-    if (own_) ::setns(own_.get(), CLONE_NEWPID);
+  ~ThreadNamespace() {
+    // A thread left in a namespace it did not mean to keep would put its next children there.
+    if (own_ && ::setns(own_.get(), type_) != 0) std::terminate();
   }
 
  private:
+  const char* own_path_;
+  int type_;
   Fd own_;
 };
 
@@ -263,10 +271,8 @@ class Launcher {
   /// Container::network_made_ahead: a network namespace from the reserve, its loopback
   /// already up. Without one (not root), the child makes its own at clone, as without it.
   void take_network_made_ahead() {
-    if (!c_.network_made_ahead || !c_.namespaces.contains(Namespace::net)) return;
-    for (const auto& j : c_.joined) {
-      if (j.type == Namespace::net) return;
-    }
+    // The plan brings loopback up exactly when the container makes a network namespace.
+    if (!c_.network_made_ahead || !s_.plan.loopback_up) return;
     network_made_ahead_ = NetReserve::get().take();
     if (!network_made_ahead_) return;
     s_.plan.loopback_up = false;
@@ -283,24 +289,19 @@ class Launcher {
   }
 
   result<void> clone_child() {
+    // So with a network namespace made ahead: the child starts in it.
+    ThreadNamespace net_namespace("/proc/thread-self/ns/net", CLONE_NEWNET);
+    if (network_made_ahead_ && !net_namespace.enter(network_made_ahead_.net.get())) {
+      return last_error(Step::enter_network_namespace);
+    }
     int pidfd = -1;
     auto start = [&] {
       BlockAllSignals blocked;
       // A pid namespace to join: our thread enters it as its children's (setns(2) changes
       // only pid_for_children) for the clone, then returns to its own.
-      std::optional<ThreadPidNamespace> pid_namespace;
-      if (s_.pid_namespace) {
-        pid_namespace.emplace();
-        if (!pid_namespace->enter(s_.pid_namespace.get())) return -static_cast<long>(errno);
-      }
-      // So with a network namespace made ahead: the child starts in it.
-      std::optional<ThreadNetworkNamespace> net_namespace;
-      if (network_made_ahead_) {
-        net_namespace.emplace();
-        if (!net_namespace->enter(network_made_ahead_.net.get())) {
-          entering_network_failed_ = true;
-          return -static_cast<long>(errno);
-        }
+      ThreadNamespace pid_namespace("/proc/thread-self/ns/pid_for_children", CLONE_NEWPID);
+      if (s_.pid_namespace && !pid_namespace.enter(s_.pid_namespace.get())) {
+        return -static_cast<long>(errno);
       }
       return start_child(child::main, &s_.plan, new_namespaces(), stack_, pidfd, cgroup_fd_.get(),
                          placed_, s_.plan.handlers_cleared, !create_);
@@ -309,9 +310,6 @@ class Launcher {
     // cleared, or a rootless host could not write the child's id maps.
     pid_ = create_ ? DumpableWindow::when_all_closed(start) : start();
     network_made_ahead_ = {};  // the child's now: they go with it
-    if (entering_network_failed_) {
-      return make_error(Step::enter_network_namespace, static_cast<int>(-pid_), "");
-    }
     if (pid_ < 0) return clone_error(c_.namespaces, static_cast<int>(-pid_));
     pidfd_.reset(pidfd);
     s_.report_write.reset();
@@ -412,7 +410,6 @@ class Launcher {
   std::unique_ptr<Attachment> attachment_;
   Fd attach_netns_, attach_userns_;
   MadeAheadNetwork network_made_ahead_;
-  bool entering_network_failed_ = false;
 };
 
 }  // namespace hutch::detail

@@ -79,27 +79,6 @@ inline MadeAheadNetwork make_network_namespace(int own) {
   return made;
 }
 
-/// The calling thread inside the network namespace `target` for one clone, and back after.
-class ThreadNetworkNamespace {
- public:
-  ThreadNetworkNamespace() = default;
-  ThreadNetworkNamespace(const ThreadNetworkNamespace&) = delete;
-  ThreadNetworkNamespace& operator=(const ThreadNetworkNamespace&) = delete;
-  bool enter(int target) {
-    own_ = open_thread_network_namespace();
-    if (!own_) return false;
-    if (::setns(target, CLONE_NEWNET) == 0) return true;
-    own_.reset();
-    return false;
-  }
-  ~ThreadNetworkNamespace() {
-    if (own_ && ::setns(own_.get(), CLONE_NEWNET) != 0) std::terminate();  // see above
-  }
-
- private:
-  Fd own_;
-};
-
 /// The process's reserve of network namespaces and the thread that fills it, started by the
 /// first spawn that asks. It keeps one ready, and one more each time a spawn found none (up
 /// to `most`), so a host that spawns in bursts finds them made; it blocks every signal. Where
